@@ -1,0 +1,99 @@
+"""The table of check rules, and running them.
+
+A rule is a small function registered with an id, a severity, a title and a fix hint.
+The same table drives ``tiers check``, ``tiers check --list-rules`` and the docs::
+
+    @rule("shared-database", "error", "Two environments share a database",
+          "give each environment its own database")
+    def shared_database(ctx: Context) -> Iterator[Finding]:
+        ...
+        yield ctx.finding(("environments", "staging", "database"), "staging and ...")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from tiers.config import Config, Source
+from tiers.config.source import Key, dotted
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    severity: Severity
+    message: str
+    hint: str
+    key: str
+    file: str
+    line: int
+    column: int
+    environments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a rule sees: the model, and where each key was written."""
+
+    config: Config
+    source: Source
+    rule: Rule | None = None
+
+    def finding(self, key: Key, message: str, environments: Iterable[str] = ()) -> Finding:
+        assert self.rule is not None
+        line, column = self.source.locate(key)
+        return Finding(
+            rule=self.rule.id,
+            severity=self.rule.severity,
+            message=message,
+            hint=self.rule.hint,
+            key=dotted(key),
+            file=self.source.name,
+            line=line,
+            column=column,
+            environments=tuple(environments),
+        )
+
+
+Check = Callable[[Context], Iterator[Finding]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    severity: Severity
+    title: str
+    hint: str
+    check: Check = field(repr=False)
+    group: str = ""
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(id: str, severity: Severity, title: str, hint: str) -> Callable[[Check], Check]:
+    """Register a check function under ``id``; ids are unique."""
+
+    def register(check: Check) -> Check:
+        if id in RULES:
+            raise RuntimeError(f"check rule {id!r} is registered twice")
+        group = check.__module__.rsplit(".", 1)[-1]
+        RULES[id] = Rule(id, severity, title, hint, check, group)
+        return check
+
+    return register
+
+
+def run(config: Config, source: Source, ignore: Iterable[str] = ()) -> list[Finding]:
+    """Every finding of every rule not in ``ignore``, in file order."""
+    ignored = set(ignore)
+    findings: list[Finding] = []
+    for item in RULES.values():
+        if item.id not in ignored:
+            findings.extend(item.check(Context(config, source, item)))
+    return sorted(findings, key=lambda f: (f.line, f.column, f.rule))

@@ -1,0 +1,145 @@
+"""Nothing that holds data or identity is shared by two environments."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+
+from tiers.checks.registry import Context, Finding, rule
+from tiers.config import Environment
+from tiers.config.source import Key
+
+# A resource claim: what identifies the resource, how to say it, and where it is written.
+Claim = tuple[str, str, Key]
+
+
+def _shared(ctx: Context, what: str, claims: Callable[[Environment], list[Claim]]) -> Iterator[Finding]:
+    owners: dict[str, list[tuple[str, str, Key]]] = defaultdict(list)
+    for name, env in ctx.config.environments.items():
+        for identity, label, key in claims(env):
+            owners[identity].append((name, label, key))
+    for users in owners.values():
+        envs = list(dict.fromkeys(name for name, _, _ in users))
+        if len(envs) < 2:
+            continue
+        _, _, key = next(user for user in users if user[0] != envs[0])
+        yield ctx.finding(key, f"{_and(envs)} share {what} {users[0][1]}", envs)
+
+
+def _and(names: list[str]) -> str:
+    return " and ".join(names) if len(names) < 3 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _env(env: Environment, *rest: str | int) -> Key:
+    return ("environments", env.name, *rest)
+
+
+@rule("shared-database", "error", "Two environments share a database",
+      "give each environment its own database (a Neon branch or database per tier)")
+def shared_database(ctx: Context) -> Iterator[Finding]:
+    def claims(env: Environment) -> list[Claim]:
+        db = env.database
+        if db is None:
+            return []
+        out = [(f"{db.provider}:{db.name}", f"{db.name} ({db.provider})", _env(env, "database", "name"))]
+        if db.url:
+            out.append((f"url:{db.url}", db.url, _env(env, "database", "url")))
+        return out
+
+    return _shared(ctx, "the database", claims)
+
+
+@rule("shared-redis", "error", "Two environments share a Redis",
+      "give each environment its own Redis instance (or at least its own database number)")
+def shared_redis(ctx: Context) -> Iterator[Finding]:
+    def claims(env: Environment) -> list[Claim]:
+        redis = env.redis
+        if redis is None:
+            return []
+        out: list[Claim] = []
+        if redis.url:
+            out.append((f"url:{redis.url}", redis.url, _env(env, "redis", "url")))
+        if redis.name:
+            out.append((f"{redis.provider}:{redis.name}", redis.name, _env(env, "redis", "name")))
+        return out
+
+    return _shared(ctx, "the Redis", claims)
+
+
+@rule("shared-bucket", "error", "Two environments share a storage bucket",
+      "give each environment its own bucket per role (audio-staging, audio-prod, ...)")
+def shared_bucket(ctx: Context) -> Iterator[Finding]:
+    def claims(env: Environment) -> list[Claim]:
+        if env.storage is None:
+            return []
+        provider = env.storage.provider
+        return [
+            (f"{provider}:{bucket}", f"bucket {bucket} ({provider})", _env(env, "storage", "buckets", role))
+            for role, bucket in env.storage.buckets.items()
+        ]
+
+    return _shared(ctx, "the", claims)
+
+
+@rule("shared-namespace", "error", "Two environments share an app namespace",
+      "give each environment its own namespace (fm.plyr.dev, fm.plyr.stg, fm.plyr)")
+def shared_namespace(ctx: Context) -> Iterator[Finding]:
+    def claims(env: Environment) -> list[Claim]:
+        ns = env.namespace
+        return [(ns, ns, _env(env, "namespace"))] if ns else []
+
+    return _shared(ctx, "the namespace", claims)
+
+
+@rule("shared-app", "error", "Two environments deploy to the same platform app",
+      "give each environment its own app (relay-api-staging, relay-api)")
+def shared_app(ctx: Context) -> Iterator[Finding]:
+    def claims(env: Environment) -> list[Claim]:
+        return [
+            (f"{b.platform}:{b.app}", f"{b.app} ({b.platform})", _env(env, service, "app"))
+            for service, b in env.services.items()
+            if b.app
+        ]
+
+    return _shared(ctx, "the app", claims)
+
+
+@rule("shared-frontend-project", "error", "Two environments deploy to the same frontend project",
+      "give each environment its own project (plyr-fm-stg, plyr-fm)")
+def shared_project(ctx: Context) -> Iterator[Finding]:
+    def claims(env: Environment) -> list[Claim]:
+        return [
+            (f"{b.platform}:{b.project}", f"{b.project} ({b.platform})", _env(env, service, "project"))
+            for service, b in env.services.items()
+            if b.project
+        ]
+
+    return _shared(ctx, "the project", claims)
+
+
+@rule("shared-domain", "error", "Two environments serve on the same domain",
+      "give each environment its own host names (stg.plyr.fm, plyr.fm)")
+def shared_domain(ctx: Context) -> Iterator[Finding]:
+    def claims(env: Environment) -> list[Claim]:
+        out: list[Claim] = []
+        for service, b in env.services.items():
+            for field in ("url", "platform_url"):
+                url = getattr(b, field)
+                if url:
+                    host = url.split("://", 1)[1].split("/", 1)[0]
+                    out.append((host, host, _env(env, service, field)))
+        return out
+
+    return _shared(ctx, "the host", claims)
+
+
+@rule("shared-oauth-client", "error", "Two environments use the same OAuth client",
+      "register an OAuth client per environment, on that environment's own domain")
+def shared_oauth(ctx: Context) -> Iterator[Finding]:
+    def claims(env: Environment) -> list[Claim]:
+        if env.oauth is None:
+            return []
+        cid = env.oauth.client_id
+        return [(cid, cid, _env(env, "oauth", "client_id"))]
+
+    return _shared(ctx, "the OAuth client", claims)

@@ -1,0 +1,62 @@
+"""Sites and cookie scopes: which hosts share cookies, by the Public Suffix List."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cache
+
+from tiers.config import Environment
+
+
+@cache
+def _psl() -> object:
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
+
+
+def site(host: str) -> str:
+    """The registrable domain (eTLD+1) of ``host``; cookies never cross it.
+
+    ``api-stg.plyr.fm`` → ``plyr.fm``; ``a.github.io`` → ``a.github.io`` (github.io is a
+    public suffix, so every user's pages are a site of their own); ``localhost:8001`` →
+    ``localhost`` (cookies ignore ports).
+    """
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    name = name.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost") or _is_ip(name):
+        return "localhost" if "localhost" in name else name
+    found = _psl().privatesuffix(name)  # type: ignore[attr-defined]
+    return str(found) if found else name
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def cookie_scope(env: Environment) -> str | None:
+    """``Domain=.plyr.fm`` when every host of ``env`` is on one site, else None."""
+    hosts = env.hosts
+    sites = {site(h) for h in hosts}
+    if len(sites) != 1:
+        return None
+    (only,) = sites
+    return "host-only (localhost)" if only == "localhost" else f"Domain=.{only}"
+
+
+def is_private_host(host: str | None) -> bool:
+    """Loopback, a private range, or a platform's private network name (``*.internal``)."""
+    if not host:
+        return False
+    name = host.lower()
+    if name == "localhost" or name.endswith((".internal", ".local", ".localhost")):
+        return True
+    try:
+        address = ipaddress.ip_address(name.strip("[]"))
+    except ValueError:
+        return "." not in name  # a single-label name resolves on the local network only
+    return address.is_private or address.is_loopback

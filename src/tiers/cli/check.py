@@ -1,0 +1,77 @@
+"""`tiers check`: the separation linter."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+from pathlib import Path
+
+from tiers.cli import app, io
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+
+
+class Level(str, Enum):
+    info = "info"
+    warning = "warning"
+    error = "error"
+    never = "never"
+
+
+@app.command()
+def check(
+    config: io.ConfigOption = Path("tiers.toml"),
+    format: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+    fail_on: Annotated[
+        Level, typer.Option("--fail-on", help="Exit 1 when a finding is at or above this severity.")
+    ] = Level.warning,
+    ignore: Annotated[
+        list[str] | None, typer.Option("--ignore", help="Skip a rule by id (repeatable).")
+    ] = None,
+    list_rules: Annotated[
+        bool, typer.Option("--list-rules", help="Describe every rule and exit.")
+    ] = False,
+) -> None:
+    """Prove the environments share nothing they must not (exit 1 on findings, 2 on bad input)."""
+    from tiers.checks import RULES, SEVERITIES, report, run
+    from tiers.config import load
+    from tiers.errors import UsageError
+
+    if list_rules:
+        _list_rules(format)
+        return
+    unknown = [i for i in ignore or [] if i not in RULES]
+    if unknown:
+        raise UsageError(f"--ignore {unknown[0]}: no such rule; see `tiers check --list-rules`")
+    loaded = load(config)
+    findings = run(loaded.config, loaded.source, ignore or [])
+    if format is Format.json:
+        io.out(report.as_json(findings, loaded.config))
+    elif format is Format.sarif:
+        io.out(report.as_sarif(findings))
+    else:
+        io.out(report.as_text(findings, loaded.config))
+    if fail_on is not Level.never:
+        threshold = SEVERITIES.index(fail_on.value)
+        if any(SEVERITIES.index(f.severity) >= threshold for f in findings):
+            raise typer.Exit(1)
+
+
+def _list_rules(format: Format) -> None:
+    import json
+
+    from tiers.checks import report
+
+    table = report.rules_table()
+    if format is not Format.text:
+        io.out(json.dumps(table, indent=2))
+        return
+    for item in table:
+        io.out(f"{item['id']} ({item['severity']}, {item['group']}): {item['title']}")
+        io.out(f"    fix: {item['hint']}")

@@ -1,0 +1,37 @@
+"""Where the CLI writes: stdout for results, stderr for errors; colour only on a terminal.
+
+Rich already honours ``NO_COLOR`` and turns styling off when output is not a terminal.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+ConfigOption = Annotated[
+    Path,
+    typer.Option(
+        "--config", "-c", envvar="TIERS_CONFIG", help="The tiers.toml to read (env: TIERS_CONFIG)."
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON with stable keys.")]
+
+
+@cache
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def out(text: str) -> None:
+    """Print plain text exactly as given (no markup interpretation)."""
+    console().print(text, markup=False)
+
+
+def error(message: str) -> None:
+    for line in message.splitlines() or [""]:
+        console(stderr=True).print(f"error: {line}", markup=False, style="red")

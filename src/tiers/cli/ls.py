@@ -1,0 +1,3 @@
+"""Placeholder: `tiers ls` is registered here."""
+
+from tiers.cli import app  # noqa: F401

@@ -1,0 +1,146 @@
+"""From a path to a validated Config: read, resolve references, validate, explain errors."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from tiers.config.model import Config, Environment
+from tiers.config.refs import resolve
+from tiers.config.source import Key, Source, read
+from tiers.errors import ConfigError, Problem
+
+DEFAULT_FILE = "tiers.toml"
+
+
+def load(path: Path | str = DEFAULT_FILE) -> Loaded:
+    """Read and validate a tiers.toml; any problem raises ConfigError naming where it is."""
+    source = read(Path(path))
+    data = resolve(source)
+    services = set(data.get("services", {})) if isinstance(data.get("services"), dict) else set()
+    problems: list[Problem] = []
+    shaped = _shape(data, services, source, problems)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        config = Config.model_validate(shaped)
+    except ValidationError as exc:
+        raise ConfigError([_explain(error, source, services) for error in exc.errors()]) from None
+    return Loaded(config, source)
+
+
+class Loaded(typing.NamedTuple):
+    config: Config
+    source: Source
+
+
+def _shape(data: dict[str, Any], services: set[str], src: Source, out: list[Problem]) -> Any:
+    """Give each environment its name, and gather its per-service tables under ``services``.
+
+    In the file a service's binding sits right in its environment
+    (``[environments.staging.backend]``), which reads naturally; the model keeps the
+    two apart.
+    """
+    environments = data.get("environments")
+    if not isinstance(environments, dict):
+        return data
+    shaped: dict[str, Any] = {}
+    for name, env in environments.items():
+        if not isinstance(env, dict):
+            shaped[name] = env
+            continue
+        if "services" in env:
+            key: Key = ("environments", name, "services")
+            message = "put each service's binding in its own table, like [environments.X.backend]"
+            out.append(src.problem(key, message))
+        clash = services & set(Environment.model_fields)
+        for service in sorted(clash):
+            message = f"a service may not be named {service!r}: that is an environment key"
+            out.append(src.problem(("services", service), message))
+        own = {k: v for k, v in env.items() if k not in services}
+        bound = {k: v for k, v in env.items() if k in services}
+        shaped[name] = {"name": name, **own, "services": bound}
+    return {**data, "environments": shaped}
+
+
+def _source_key(loc: tuple[int | str, ...]) -> Key:
+    if len(loc) > 3 and loc[0] == "environments" and loc[2] == "services":
+        return (*loc[:2], *loc[3:])
+    return tuple(part for part in loc if not (isinstance(part, str) and "[" in part))
+
+
+def _explain(error: Any, source: Source, services: set[str]) -> Problem:
+    key = _source_key(error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(error["loc"][:-1], services)
+        return source.problem(key, _unknown(str(key[-1]), allowed))
+    if kind == "missing":
+        return source.problem(key, "required key is missing")
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        choices = [c.strip(" '") for c in expected.replace(" or ", ",").split(",")]
+        close = difflib.get_close_matches(str(error["input"]), choices, n=1)
+        message = f"{error['input']!r} is not allowed; expected {expected}"
+        if close:
+            message += f"; did you mean {close[0]!r}?"
+    return source.problem(key, message)
+
+
+def _unknown(name: str, allowed: list[str]) -> str:
+    message = f"unknown key {name!r}"
+    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    if close:
+        return f"{message}; did you mean {close[0]!r}?"
+    if allowed:
+        return f"{message}; allowed here: {', '.join(allowed)}"
+    return message
+
+
+def _allowed_keys(loc: tuple[int | str, ...], services: set[str]) -> list[str]:
+    """The keys the model accepts at ``loc`` (to suggest the one that was meant)."""
+    annotation: Any = Config
+    for part in loc:
+        annotation = _step(annotation, part)
+        if annotation is None:
+            return []
+    model = _model_of(annotation)
+    if model is None:
+        return []
+    names = [n for n in model.model_fields if n not in ("name", "services")]
+    if model is Environment:
+        names += sorted(services)
+    return names
+
+
+def _step(annotation: Any, part: int | str) -> Any:
+    model = _model_of(annotation)
+    if model is not None:
+        field = model.model_fields.get(str(part))
+        return field.annotation if field else None
+    args = [a for a in typing.get_args(_unwrap(annotation)) if a is not type(None)]
+    return args[-1] if args else None  # dict[K, V] → V, list[V] → V
+
+
+def _unwrap(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        for arg in typing.get_args(annotation):
+            found = _model_of(arg)
+            if found is not None:
+                return found
+    return None

@@ -1,0 +1,418 @@
+"""The typed model of tiers.toml.
+
+Two axes, kept apart: ``services`` say what the code is (paths in the repository, build,
+process groups, release command, health path); ``environments`` say where and how each
+service runs (trigger, platform binding, URLs, resources, access). Environments are
+ordered: the order in the file is the promotion path, development first.
+
+Every model forbids unknown keys, so a misspelt key is an error, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+PLATFORMS = ("local", "fly", "cloudflare-pages", "kubernetes", "render", "railway", "heroku")
+"""Platform names a binding may use; the local platform runs everything on one machine."""
+
+LOGIN_METHODS = ("github", "otp", "google", "oidc")
+SELECTOR_KINDS = ("everyone", "email", "email-domain", "github-org", "github-user", "login")
+FACTS = (
+    "database_url",
+    "redis_url",
+    "frontend_url",
+    "api_url",
+    "namespace",
+    "oauth_client_id",
+    "oauth_redirect_uri",
+    "observability_environment",
+)
+"""Facts of an environment that a service reads from an environment variable."""
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _slug(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
+        raise ValueError("use lower-case letters, digits, '-' and '_', starting with a letter")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]*", value):
+        raise ValueError(f"{value!r} is not an environment variable name (like DATABASE_URL)")
+    return value
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL (like https://api.example.com)")
+    return value.rstrip("/") if parts.path in ("", "/") else value
+
+
+def _path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must be a path starting with '/' (like /health)")
+    return value
+
+
+def _platform(value: str) -> str:
+    if value not in PLATFORMS:
+        raise ValueError(f"unknown platform {value!r}; known: {', '.join(PLATFORMS)}")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
+Url = Annotated[str, AfterValidator(_url)]
+UrlPath = Annotated[str, AfterValidator(_path)]
+Platform = Annotated[str, AfterValidator(_platform)]
+
+
+def host_of(url: str) -> str:
+    """``https://api-stg.plyr.fm/x`` → ``api-stg.plyr.fm``; ports are kept (localhost:8001)."""
+    return urlsplit(url).netloc.rsplit("@", 1)[-1]
+
+
+# -- money ---------------------------------------------------------------------------------
+
+
+def _cost(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return {"usd": value}
+    if isinstance(value, list):
+        return {"usd": value}
+    return value
+
+
+class Cost(Model):
+    """A monthly cost in US dollars: ``10``, a range ``[0, 5]`` or ``{ usd = 10, note = ".." }``."""
+
+    usd: float | tuple[float, float]
+    note: str | None = None
+    label: str | None = None
+
+    @field_validator("usd")
+    @classmethod
+    def _range(cls, value: float | tuple[float, float]) -> float | tuple[float, float]:
+        low, high = value if isinstance(value, tuple) else (value, value)
+        if low < 0 or high < low:
+            raise ValueError("a cost is a non-negative number or a range [low, high]")
+        return value
+
+    @property
+    def low(self) -> float:
+        return self.usd[0] if isinstance(self.usd, tuple) else self.usd
+
+    @property
+    def high(self) -> float:
+        return self.usd[1] if isinstance(self.usd, tuple) else self.usd
+
+
+CostField = Annotated[Cost | None, BeforeValidator(_cost)]
+
+
+# -- project and services ------------------------------------------------------------------
+
+
+class Release(Model):
+    """How production releases are cut: from which branch, and how versions are named."""
+
+    branch: str = "main"
+    version: str = "%Y.%m%d.%H%M%S"
+    """strftime pattern applied to the UTC time of the release (the seed's YYYY.MMDD.HHMMSS)."""
+    tag_prefix: str = ""
+    remote: str = "origin"
+    via: Literal["tag", "github"] = "tag"
+    """``github``: a GitHub release is published for the tag (and triggers production)."""
+
+    @field_validator("version")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        if "%" not in value:
+            raise ValueError("the version scheme is a strftime pattern, like %Y.%m%d.%H%M%S")
+        return value
+
+
+class Project(Model):
+    name: Slug
+    domain: str | None = None
+    """Registrable domain (eTLD+1) that cookie authentication is scoped to."""
+    repository: str | None = None
+    release: Release = Release()
+
+
+class Service(Model):
+    """What a piece of code is, independent of where it runs."""
+
+    kind: Literal["api", "frontend", "worker"] = "api"
+    description: str | None = None
+    paths: list[str] = []
+    """Globs of the files that belong to this service: a change there deploys it."""
+    migrations: list[str] = []
+    """Globs of migration files: changes there are announced before a deploy."""
+    framework: str | None = None
+    build: str | None = None
+    output: str | None = None
+    release_command: str | None = None
+    health: UrlPath | None = None
+    docs: UrlPath | None = None
+    processes: dict[Slug, str] = {}
+    optional: bool = False
+    """Not started by default in development (``tiers dev --with NAME`` starts it)."""
+    vars: dict[Literal[FACTS], EnvName] = {}  # type: ignore[valid-type]
+    """Which environment variable carries which fact of the environment to the code."""
+
+
+# -- environments --------------------------------------------------------------------------
+
+
+class Trigger(Model):
+    """What deploys an environment: ``"local"``, ``{ push = "main" }`` or ``{ release = "github" }``."""
+
+    kind: Literal["local", "push", "release", "manual"]
+    branch: str | None = None
+    source: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        if value in ("local", "manual"):
+            return {"kind": value}
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "push" and isinstance(arg, str):
+                return {"kind": "push", "branch": arg}
+            if key == "release" and isinstance(arg, str):
+                return {"kind": "release", "source": arg}
+        raise ValueError(
+            'a trigger is "local", "manual", { push = "BRANCH" } or { release = "github" }'
+        )
+
+    def describe(self) -> str:
+        if self.kind == "push":
+            return f"push to {self.branch}"
+        if self.kind == "release":
+            return f"{self.source} release" if self.source not in (None, "tag") else "release"
+        return self.kind
+
+
+class Vm(Model):
+    size: str | None = None
+    memory: str | None = None
+    count: int | None = None
+
+
+class Binding(Model):
+    """How one service runs in one environment."""
+
+    platform: Platform
+    app: str | None = None
+    """The platform's name for it (a fly.io app, a Kubernetes deployment)."""
+    project: str | None = None
+    """A static-hosting project (a Cloudflare Pages project)."""
+    branch: str | None = None
+    """The git branch the platform builds this service from."""
+    url: Url | None = None
+    """Where users reach it: the custom domain."""
+    platform_url: Url | None = None
+    """The platform's own address (``*.fly.dev``, ``*.pages.dev``)."""
+    region: str | None = None
+    vm: Vm | None = None
+    api_url: Url | None = None
+    """For a frontend: the backend it calls (PUBLIC_API_URL)."""
+    frontend_url: Url | None = None
+    """For a backend: the frontend it allows by CORS (FRONTEND_URL)."""
+    env: dict[EnvName, str] = {}
+    """Plain configuration that is not a secret."""
+    secrets: list[EnvName] = []
+    """Names of the secrets this service needs here (values live in the secrets store)."""
+    cost: CostField = None
+
+    @property
+    def host(self) -> str | None:
+        return host_of(self.url) if self.url else None
+
+
+class Database(Model):
+    provider: str
+    name: str
+    engine: Literal["postgresql", "sqlite"] = "postgresql"
+    url: str | None = None
+    """A connection string that is not a secret (a local cluster, a SQLite file)."""
+    url_secret: EnvName | None = None
+    """Else: the secret that holds the connection string."""
+    cost: CostField = None
+
+    @model_validator(mode="after")
+    def _has_url(self) -> Database:
+        if self.url is None and self.url_secret is None:
+            raise ValueError("say where the connection string comes from: url or url_secret")
+        return self
+
+
+class Redis(Model):
+    provider: str
+    name: str | None = None
+    url: str | None = None
+    url_secret: EnvName | None = None
+    tls: bool | None = None
+    """Whether connections use TLS; taken from the URL scheme (rediss://) when a URL is given."""
+    cost: CostField = None
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"{value!r} is not a Redis URL (redis://, rediss:// or unix://)")
+        return value
+
+    @model_validator(mode="after")
+    def _has_url(self) -> Redis:
+        if self.url is None and self.url_secret is None:
+            raise ValueError("say where the Redis URL comes from: url or url_secret")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        if self.url is not None:
+            return self.url.startswith("rediss://")
+        return bool(self.tls)
+
+    @property
+    def host(self) -> str | None:
+        return urlsplit(self.url).hostname if self.url else None
+
+    @property
+    def display(self) -> str:
+        return self.name or host_of(self.url or "")
+
+
+class Storage(Model):
+    provider: str
+    buckets: dict[Slug, str]
+    """Bucket name by role: ``{ audio = "audio-staging", images = "images-staging" }``."""
+    credentials: list[EnvName] = []
+    cost: CostField = None
+
+
+class OAuth(Model):
+    client_id: Url
+    redirect_uri: Url
+
+
+class Observability(Model):
+    provider: str
+    environment: str
+    token_secret: EnvName | None = None
+
+
+def _selector(value: str) -> str:
+    kind, _, arg = value.partition(":")
+    if kind not in SELECTOR_KINDS or (kind == "everyone") != (arg == ""):
+        raise ValueError(
+            f"{value!r} is not an identity selector; use everyone, email:ADDRESS, "
+            "email-domain:DOMAIN, github-org:ORG, github-user:NAME or login:METHOD"
+        )
+    if kind == "login" and arg not in LOGIN_METHODS:
+        raise ValueError(f"unknown login method {arg!r}; known: {', '.join(LOGIN_METHODS)}")
+    return value
+
+
+def _pattern(value: str) -> str:
+    host, slash, path = value.partition("/")
+    if not host or not slash or " " in value:
+        raise ValueError(f"{value!r} is not HOST/PATH (like api-stg.plyr.fm/health or x.dev/*)")
+    return value
+
+
+Selector = Annotated[str, AfterValidator(_selector)]
+Pattern = Annotated[str, AfterValidator(_pattern)]
+
+
+class Access(Model):
+    """Who may reach an environment, Cloudflare Access style.
+
+    Precedence: the most specific path pattern wins (an exact path beats ``/prefix/*``,
+    which beats the whole application); between equally specific patterns, bypass rules
+    are listed first and the first one written wins.
+    """
+
+    protect: bool = False
+    provider: Literal["tiers", "cloudflare"] = "tiers"
+    login: list[Literal[LOGIN_METHODS]] = []  # type: ignore[valid-type]
+    allow: list[Selector] = []
+    """Who may enter: any one of these identities (an Allow policy with include rules)."""
+    bypass: list[Pattern] = []
+    """HOST/PATH patterns anyone may reach without signing in (``/*`` suffix for a prefix)."""
+    session_hours: int = Field(default=24, gt=0)
+
+
+class Environment(Model):
+    name: str
+    description: str | None = None
+    trigger: Trigger
+    services: dict[str, Binding] = {}
+    database: Database | None = None
+    redis: Redis | None = None
+    storage: Storage | None = None
+    namespace: str | None = None
+    oauth: OAuth | None = None
+    cookie_auth: bool = False
+    """The app authenticates with cookies, so its frontend and backend must share a site."""
+    observability: Observability | None = None
+    access: Access = Access()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def local(self) -> bool:
+        return self.trigger.kind == "local"
+
+    @property
+    def hosts(self) -> list[str]:
+        return [b.host for b in self.services.values() if b.host]
+
+
+class Config(Model):
+    """The whole of tiers.toml."""
+
+    project: Project
+    services: dict[Slug, Service] = {}
+    environments: dict[Slug, Environment]
+    costs: dict[str, Cost] = {}
+    """Monthly costs shared by every environment (a plan, an account)."""
+
+    @field_validator("costs", mode="before")
+    @classmethod
+    def _costs(cls, value: Any) -> Any:
+        return {k: _cost(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    @field_validator("environments")
+    @classmethod
+    def _some(cls, value: dict[str, Environment]) -> dict[str, Environment]:
+        if not value:
+            raise ValueError("declare at least one environment, like [environments.staging]")
+        return value
+
+    @property
+    def order(self) -> list[str]:
+        return list(self.environments)
+
+    def environment(self, name: str) -> Environment:
+        return self.environments[name]
