@@ -44,7 +44,7 @@ FACTS = (
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def _slug(value: str) -> str:
@@ -97,7 +97,9 @@ def _cost(value: Any) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return {"usd": value}
     if isinstance(value, list):
-        return {"usd": value}
+        return {"usd": tuple(value)}
+    if isinstance(value, dict) and isinstance(value.get("usd"), list):
+        return {**value, "usd": tuple(value["usd"])}
     return value
 
 

@@ -1,0 +1,131 @@
+"""Each rule, broken alone in the seed's example, fires alone."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Edit
+from tiers.checks import RULES, run
+from tiers.config import load
+
+STAGING_ACCESS = re.compile(r"\[environments\.staging\.access\].*?(?=# -{5})", re.S)
+
+BREAKS: dict[str, list[tuple[str, str]]] = {
+    "shared-database": [('name = "plyr-prd"', 'name = "plyr-stg"')],
+    "shared-redis": [('"redis://plyr-redis.internal:6379"', '"redis://plyr-redis-stg.internal:6379"')],
+    "shared-bucket": [('audio = "audio-prod"', 'audio = "audio-staging"')],
+    "shared-namespace": [('namespace = "fm.plyr"\n', 'namespace = "fm.plyr.stg"\n')],
+    "shared-app": [('app = "relay-api"\n', 'app = "relay-api-staging"\n')],
+    "shared-frontend-project": [('project = "plyr-fm"\n', 'project = "plyr-fm-stg"\n')],
+    "shared-domain": [
+        ('platform_url = "https://relay-api.fly.dev"', 'platform_url = "https://relay-api-staging.fly.dev"')
+    ],
+    "shared-oauth-client": [
+        (
+            'client_id = "https://api.plyr.fm/oauth-client-metadata.json"',
+            'client_id = "https://api-stg.plyr.fm/oauth-client-metadata.json"',
+        )
+    ],
+    "cookie-site-mismatch": [('url = "http://localhost:5173"', 'url = "http://127.0.0.1:5173"')],
+    "oauth-wrong-domain": [
+        (
+            'redirect_uri = "https://api-stg.plyr.fm/auth/callback"',
+            'redirect_uri = "https://relay-api-staging.fly.dev/auth/callback"',
+        )
+    ],
+    "url-crosses-environments": [
+        ('api_url = "${environments.staging.backend.url}"', 'api_url = "${environments.production.backend.url}"')
+    ],
+    "redis-without-tls": [('"redis://plyr-redis.internal:6379"', '"redis://plyr-redis.upstash.io:6379"')],
+    "duplicate-trigger": [('trigger = { release = "github" }', 'trigger = { push = "main" }')],
+    "shared-branch": [('branch = "production-fe"', 'branch = "main"')],
+    "promotion-order": [('branch = "main"  ', 'branch = "release"  ')],
+    "database-without-migrations": [('release_command = "uv run alembic upgrade head"', "")],
+    "access-no-identity": [('allow = ["github-org:plyr-fm", "email-domain:plyr.fm"]', "allow = []")],
+    "access-everyone": [('"email-domain:plyr.fm"]', '"everyone"]')],
+    "access-login-only": [('"email-domain:plyr.fm"]', '"login:otp"]')],
+    "access-unreachable-rule": [('"api-stg.plyr.fm/docs"', '"api.plyr.fm/docs"')],
+    "secrets-undeclared": [('secrets = "${environments.staging.backend.secrets}"', "secrets = []")],
+    "secrets-differ": [
+        (
+            'secrets = "${environments.staging.backend.secrets}"',
+            'secrets = ["DATABASE_URL", "OAUTH_ENCRYPTION_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]',
+        )
+    ],
+}
+
+
+def fired(path: Path) -> list[str]:
+    config, source = load(path)
+    return sorted({finding.rule for finding in run(config, source)})
+
+
+def test_the_seed_example_is_clean(plyr: Path) -> None:
+    assert fired(plyr) == []
+
+
+def test_every_rule_has_a_breaking_case() -> None:
+    assert set(BREAKS) | {"staging-unprotected"} == set(RULES)
+
+
+@pytest.mark.parametrize("rule", sorted(BREAKS))
+def test_breaking_one_rule_fires_that_rule_alone(rule: str, edit: Edit) -> None:
+    assert fired(edit(*BREAKS[rule])) == [rule]
+
+
+def test_unprotected_staging_is_a_warning(plyr: Path) -> None:
+    plyr.write_text(STAGING_ACCESS.sub("", plyr.read_text(), count=1))
+    config, source = load(plyr)
+    findings = run(config, source)
+    assert [(f.rule, f.severity) for f in findings] == [("staging-unprotected", "warning")]
+    assert "staging is deployed but anyone can reach it" in findings[0].message
+
+
+def test_messages_name_the_environments_and_the_resource(edit: Edit) -> None:
+    path = edit(*BREAKS["shared-bucket"])
+    (finding,) = run(*load(path))
+    assert finding.message == "staging and production share the bucket audio-staging (r2)"
+    assert finding.environments == ("staging", "production")
+    assert finding.key == "environments.production.storage.buckets.audio"
+    assert "own bucket" in finding.hint
+
+
+def test_a_finding_points_at_the_line_that_causes_it(edit: Edit) -> None:
+    path = edit(*BREAKS["shared-frontend-project"])
+    (finding,) = run(*load(path))
+    line = path.read_text().splitlines()[finding.line - 1]
+    assert line.startswith('project = "plyr-fm-stg"')
+
+
+def test_frontend_calling_production_names_both(edit: Edit) -> None:
+    (finding,) = run(*load(edit(*BREAKS["url-crosses-environments"])))
+    assert finding.message == (
+        "staging frontend calls the API at https://api.plyr.fm, which is production's backend"
+    )
+
+
+def test_login_by_pin_alone_lets_any_inbox_in(edit: Edit) -> None:
+    (finding,) = run(*load(edit(*BREAKS["access-login-only"])))
+    assert "anyone with an email inbox" in finding.message
+
+
+def test_redis_on_a_private_network_may_skip_tls(edit: Edit) -> None:
+    path = edit(('"redis://plyr-redis.internal:6379"', '"redis://10.0.0.7:6379"'))
+    assert fired(path) == []
+
+
+def test_rediss_on_the_internet_is_fine(edit: Edit) -> None:
+    path = edit(('"redis://plyr-redis.internal:6379"', '"rediss://plyr-redis.upstash.io:6379"'))
+    assert fired(path) == []
+
+
+def test_twenty_environments_with_shared_resources_each_reported(tmp_path: Path) -> None:
+    from bench.generate import config_text
+
+    path = tmp_path / "big.toml"
+    path.write_text(config_text(20, share_database_every=5))
+    findings = run(*load(path))
+    assert [f.rule for f in findings] == ["shared-database"] * 3

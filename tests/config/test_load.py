@@ -1,0 +1,191 @@
+"""tiers.toml in, typed model out; every bad input is one clear, located error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Edit, tiers
+from tiers.config import load
+from tiers.config.templates import text
+from tiers.errors import ConfigError
+
+
+def error_of(path: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load(path)
+    return str(caught.value)
+
+
+def test_the_example_says_every_fact_of_the_seed(plyr: Path) -> None:
+    config, _ = load(plyr)
+    assert config.order == ["development", "staging", "production"]
+    staging = config.environments["staging"]
+    assert staging.trigger.describe() == "push to main"
+    assert config.environments["production"].trigger.describe() == "github release"
+    backend = staging.services["backend"]
+    assert (backend.platform, backend.app, backend.url, backend.platform_url) == (
+        "fly",
+        "relay-api-staging",
+        "https://api-stg.plyr.fm",
+        "https://relay-api-staging.fly.dev",
+    )
+    frontend = staging.services["frontend"]
+    assert (frontend.project, frontend.branch, frontend.api_url) == (
+        "plyr-fm-stg",
+        "main",
+        "https://api-stg.plyr.fm",
+    )
+    assert staging.storage is not None
+    assert staging.storage.buckets == {"audio": "audio-staging", "images": "images-staging"}
+    assert staging.namespace == "fm.plyr.stg"
+    assert staging.access.bypass[-1] == "stg.plyr.fm/icons/*"
+    assert config.project.release.version == "%Y.%m%d.%H%M%S"
+    assert config.services["backend"].release_command == "uv run alembic upgrade head"
+
+
+def test_references_are_resolved_whatever_the_type(plyr: Path) -> None:
+    config, _ = load(plyr)
+    prod = config.environments["production"].services["backend"]
+    assert prod.secrets == config.environments["staging"].services["backend"].secrets
+    assert prod.frontend_url == "https://plyr.fm"
+
+
+def test_dollar_dollar_is_a_literal(edit: Edit) -> None:
+    path = edit(("--port $PORT", "--port $${PORT}"))
+    config, _ = load(path)
+    assert "--port ${PORT}" in config.services["backend"].processes["app"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'platform = "fly"\napp = "relay-api"\n',
+            'platfrom = "fly"\napp = "relay-api"\n',
+            "environments.production.backend.platfrom: unknown key 'platfrom'; "
+            "did you mean 'platform'?",
+        ),
+        (
+            "[environments.staging.frontend]",
+            "[environments.staging.frontent]",
+            "did you mean ${environments.staging.frontent.url}?",
+        ),
+        (
+            'kind = "api"',
+            'kind = "apo"',
+            "services.backend.kind: 'apo' is not allowed; expected 'api', 'frontend' or "
+            "'worker'; did you mean 'api'?",
+        ),
+        (
+            'url = "https://api-stg.plyr.fm"',
+            'url = "api-stg.plyr.fm"',
+            "environments.staging.backend.url: 'api-stg.plyr.fm' is not an http(s) URL",
+        ),
+        (
+            "cookie_auth = true",
+            'cookie_auth = "yes"',
+            "environments.development.cookie_auth: Input should be a valid boolean",
+        ),
+        (
+            'trigger = { push = "main" }',
+            'trigger = { pull = "main" }',
+            'environments.staging.trigger: a trigger is "local", "manual", '
+            '{ push = "BRANCH" } or { release = "github" }',
+        ),
+        (
+            'platform = "fly"',
+            'platform = "flyio"',
+            "unknown platform 'flyio'; known: local, fly, cloudflare-pages",
+        ),
+        (
+            '"email-domain:plyr.fm"',
+            '"domain:plyr.fm"',
+            "environments.staging.access.allow[1]: 'domain:plyr.fm' is not an identity selector",
+        ),
+        (
+            "api_url = \"${environments.staging.backend.url}\"",
+            "api_url = \"${environments.staging.backend.ur}\"",
+            "environments.staging.frontend.api_url: ${environments.staging.backend.ur} refers "
+            "to nothing in this file; did you mean ${environments.staging.backend.url}?",
+        ),
+        (
+            "--port $PORT",
+            "--port ${PORT}",
+            "services.backend.processes.app: ${PORT} refers to nothing in this file; "
+            "write $${PORT} for a literal ${PORT}",
+        ),
+        (
+            'name = "plyr"',
+            'name = "plyr',
+            "tiers.toml:10:13 invalid TOML: Illegal character",
+        ),
+        (
+            'database = { provider = "neon", name = "plyr-stg", url_secret = "DATABASE_URL" }',
+            'database = { provider = "neon", name = "plyr-stg" }',
+            "environments.staging.database: say where the connection string comes from",
+        ),
+        (
+            'secrets = ["DATABASE_URL",',
+            'secrets = ["database_url",',
+            "'database_url' is not an environment variable name",
+        ),
+    ],
+)
+def test_bad_input_is_one_located_error(edit: Edit, old: str, new: str, expected: str) -> None:
+    assert expected in error_of(edit((old, new)))
+
+
+def test_errors_carry_file_line_and_column(edit: Edit) -> None:
+    path = edit(('app = "relay-api-staging"', 'app = "relay-api-staging"\nregoin = "ams"'))
+    message = error_of(path)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "regoin" in text)
+    assert message == (
+        f"{path}:{line}:1 environments.staging.backend.regoin: unknown key 'regoin'; "
+        "did you mean 'region'?"
+    )
+
+
+def test_cyclic_references_are_named(edit: Edit) -> None:
+    path = edit(
+        ('namespace = "fm.plyr.stg"', 'namespace = "${environments.production.namespace}"'),
+        ('namespace = "fm.plyr"\n', 'namespace = "${environments.staging.namespace}"\n'),
+    )
+    assert "cyclic reference: environments.staging.namespace → " in error_of(path)
+
+
+def test_a_missing_file_says_how_to_make_one(tmp_path: Path) -> None:
+    assert "no such file; run `tiers init`" in error_of(tmp_path / "nope.toml")
+
+
+def test_an_empty_file_names_the_missing_sections(tmp_path: Path) -> None:
+    path = tmp_path / "tiers.toml"
+    path.write_text("")
+    message = error_of(path)
+    assert "project: required key is missing" in message
+    assert "environments: required key is missing" in message
+
+
+def test_a_service_named_like_an_environment_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tiers.toml"
+    path.write_text(text("plyr").replace("[services.transcoder]", "[services.redis]"))
+    assert "a service may not be named 'redis'" in error_of(path)
+
+
+def test_bad_input_exits_2_and_changes_nothing(edit: Edit) -> None:
+    path = edit(("cookie_auth = true", "cookie_auth = 1"))
+    before = path.read_text()
+    result = tiers("check", "-c", str(path))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {path}:")
+    assert result.stdout == ""
+    assert path.read_text() == before
+
+
+def test_the_default_template_is_valid_and_clean(tmp_path: Path) -> None:
+    result = tiers("init")
+    assert result.returncode == 0, result.stderr
+    check = tiers("check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "no findings" in check.stdout

@@ -1,0 +1,59 @@
+"""Every test runs in its own directory with its own TIERS_HOME and no TIERS_* leaking in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tiers.config.templates import write
+
+
+@pytest.fixture(autouse=True)
+def isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in list(os.environ):
+        if name.startswith("TIERS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("TIERS_HOME", str(tmp_path / ".tiers-home"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+@pytest.fixture
+def plyr(tmp_path: Path) -> Path:
+    """The seed's setup as tiers.toml, written by `tiers init --example plyr`."""
+    return write(tmp_path / "tiers.toml", example="plyr")
+
+
+Edit = Callable[..., Path]
+
+
+@pytest.fixture
+def edit(plyr: Path) -> Edit:
+    """Replace exact text in the plyr example; each ``old`` must be present."""
+
+    def apply(*pairs: tuple[str, str]) -> Path:
+        text = plyr.read_text()
+        for old, new in pairs:
+            assert old in text, f"example no longer contains {old!r}"
+            text = text.replace(old, new, 1)
+        plyr.write_text(text)
+        return plyr
+
+    return apply
+
+
+def tiers(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a child process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "tiers", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
