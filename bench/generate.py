@@ -13,7 +13,7 @@ def config_text(count: int, share_database_every: int = 0) -> str:
     """
     parts = [
         '[project]\nname = "big"\ndomain = "example.com"\n',
-        '[services.api]\nkind = "api"\nrelease_command = "alembic upgrade head"\nhealth = "/health"\n',
+        '[services.api]\nkind = "api"\nrelease_command = "alembic upgrade head"\n',
         '[services.web]\nkind = "frontend"\nbuild = "npm run build"\noutput = "dist"\n',
     ]
     for i in range(count):

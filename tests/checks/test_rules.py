@@ -15,13 +15,18 @@ STAGING_ACCESS = re.compile(r"\[environments\.staging\.access\].*?(?=# -{5})", r
 
 BREAKS: dict[str, list[tuple[str, str]]] = {
     "shared-database": [('name = "plyr-prd"', 'name = "plyr-stg"')],
-    "shared-redis": [('"redis://plyr-redis.internal:6379"', '"redis://plyr-redis-stg.internal:6379"')],
+    "shared-redis": [
+        ('"redis://plyr-redis.internal:6379"', '"redis://plyr-redis-stg.internal:6379"')
+    ],
     "shared-bucket": [('audio = "audio-prod"', 'audio = "audio-staging"')],
     "shared-namespace": [('namespace = "fm.plyr"\n', 'namespace = "fm.plyr.stg"\n')],
     "shared-app": [('app = "relay-api"\n', 'app = "relay-api-staging"\n')],
     "shared-frontend-project": [('project = "plyr-fm"\n', 'project = "plyr-fm-stg"\n')],
     "shared-domain": [
-        ('platform_url = "https://relay-api.fly.dev"', 'platform_url = "https://relay-api-staging.fly.dev"')
+        (
+            'platform_url = "https://relay-api.fly.dev"',
+            'platform_url = "https://relay-api-staging.fly.dev"',
+        )
     ],
     "shared-oauth-client": [
         (
@@ -37,14 +42,21 @@ BREAKS: dict[str, list[tuple[str, str]]] = {
         )
     ],
     "url-crosses-environments": [
-        ('api_url = "${environments.staging.backend.url}"', 'api_url = "${environments.production.backend.url}"')
+        (
+            'api_url = "${environments.staging.backend.url}"',
+            'api_url = "${environments.production.backend.url}"',
+        )
     ],
-    "redis-without-tls": [('"redis://plyr-redis.internal:6379"', '"redis://plyr-redis.upstash.io:6379"')],
+    "redis-without-tls": [
+        ('"redis://plyr-redis.internal:6379"', '"redis://plyr-redis.upstash.io:6379"')
+    ],
     "duplicate-trigger": [('trigger = { release = "github" }', 'trigger = { push = "main" }')],
     "shared-branch": [('branch = "production-fe"', 'branch = "main"')],
     "promotion-order": [('branch = "main"  ', 'branch = "release"  ')],
     "database-without-migrations": [('release_command = "uv run alembic upgrade head"', "")],
-    "access-no-identity": [('allow = ["github-org:plyr-fm", "email-domain:plyr.fm"]', "allow = []")],
+    "access-no-identity": [
+        ('allow = ["github-org:plyr-fm", "email-domain:plyr.fm"]', "allow = []")
+    ],
     "access-everyone": [('"email-domain:plyr.fm"]', '"everyone"]')],
     "access-login-only": [('"email-domain:plyr.fm"]', '"login:otp"]')],
     "access-unreachable-rule": [('"api-stg.plyr.fm/docs"', '"api.plyr.fm/docs"')],
@@ -52,7 +64,8 @@ BREAKS: dict[str, list[tuple[str, str]]] = {
     "secrets-differ": [
         (
             'secrets = "${environments.staging.backend.secrets}"',
-            'secrets = ["DATABASE_URL", "OAUTH_ENCRYPTION_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]',
+            'secrets = ["DATABASE_URL", "OAUTH_ENCRYPTION_KEY", '
+            '"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]',
         )
     ],
 }

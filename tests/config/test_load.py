@@ -105,8 +105,8 @@ def test_dollar_dollar_is_a_literal(edit: Edit) -> None:
             "environments.staging.access.allow[1]: 'domain:plyr.fm' is not an identity selector",
         ),
         (
-            "api_url = \"${environments.staging.backend.url}\"",
-            "api_url = \"${environments.staging.backend.ur}\"",
+            'api_url = "${environments.staging.backend.url}"',
+            'api_url = "${environments.staging.backend.ur}"',
             "environments.staging.frontend.api_url: ${environments.staging.backend.ur} refers "
             "to nothing in this file; did you mean ${environments.staging.backend.url}?",
         ),

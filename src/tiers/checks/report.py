@@ -20,7 +20,11 @@ def summary(findings: list[Finding]) -> str:
     if not findings:
         return "no findings"
     counts = Counter(f.severity for f in findings)
-    parts = [f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}" for s in ("error", "warning", "info") if counts[s]]
+    parts = [
+        f"{counts[s]} {s}{'s' if counts[s] != 1 else ''}"
+        for s in ("error", "warning", "info")
+        if counts[s]
+    ]
     total = len(findings)
     return f"{total} finding{'s' if total != 1 else ''} ({', '.join(parts)})"
 
@@ -35,19 +39,26 @@ def as_text(findings: list[Finding], config: Config) -> str:
     for f in findings:
         lines.append(f"{f.file}:{f.line}:{f.column} {f.severity} [{f.rule}] {f.message}")
         lines.append(f"    fix: {f.hint}")
-    lines.append("cookie scopes: " + ", ".join(
-        f"{name} {scope or 'none (hosts on several sites)'}" for name, scope in scopes(config).items()
-    ))
+    lines.append(
+        "cookie scopes: "
+        + ", ".join(
+            f"{name} {scope or 'none (hosts on several sites)'}"
+            for name, scope in scopes(config).items()
+        )
+    )
     lines.append(f"{summary(findings)} in {len(config.environments)} environments")
     return "\n".join(lines)
 
 
 def as_json(findings: list[Finding], config: Config) -> str:
-    return json.dumps({
-        "findings": [_finding_dict(f) for f in findings],
-        "cookie_scopes": scopes(config),
-        "summary": dict(Counter(f.severity for f in findings)),
-    }, indent=2)
+    return json.dumps(
+        {
+            "findings": [_finding_dict(f) for f in findings],
+            "cookie_scopes": scopes(config),
+            "summary": dict(Counter(f.severity for f in findings)),
+        },
+        indent=2,
+    )
 
 
 def _finding_dict(f: Finding) -> dict[str, Any]:
@@ -66,32 +77,46 @@ def as_sarif(findings: list[Finding], rules: Iterable[Rule] | None = None) -> st
     table = list(rules if rules is not None else RULES.values())
     index = {r.id: i for i, r in enumerate(table)}
     run = {
-        "tool": {"driver": {
-            "name": "tiers",
-            "version": __version__,
-            "informationUri": "https://pypi.org/project/tiers/",
-            "rules": [{
-                "id": r.id,
-                "name": r.id.replace("-", " ").title().replace(" ", ""),
-                "shortDescription": {"text": r.title},
-                "help": {"text": r.hint},
-                "defaultConfiguration": {"level": _SARIF_LEVEL[r.severity]},
-            } for r in table],
-        }},
-        "results": [{
-            "ruleId": f.rule,
-            "ruleIndex": index[f.rule],
-            "level": _SARIF_LEVEL[f.severity],
-            "message": {"text": f"{f.message}. Fix: {f.hint}"},
-            "locations": [{"physicalLocation": {
-                "artifactLocation": {"uri": f.file},
-                "region": {"startLine": f.line, "startColumn": f.column},
-            }}],
-        } for f in findings],
+        "tool": {
+            "driver": {
+                "name": "tiers",
+                "version": __version__,
+                "informationUri": "https://pypi.org/project/tiers/",
+                "rules": [
+                    {
+                        "id": r.id,
+                        "name": r.id.replace("-", " ").title().replace(" ", ""),
+                        "shortDescription": {"text": r.title},
+                        "help": {"text": r.hint},
+                        "defaultConfiguration": {"level": _SARIF_LEVEL[r.severity]},
+                    }
+                    for r in table
+                ],
+            }
+        },
+        "results": [
+            {
+                "ruleId": f.rule,
+                "ruleIndex": index[f.rule],
+                "level": _SARIF_LEVEL[f.severity],
+                "message": {"text": f"{f.message}. Fix: {f.hint}"},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": f.file},
+                            "region": {"startLine": f.line, "startColumn": f.column},
+                        }
+                    }
+                ],
+            }
+            for f in findings
+        ],
     }
     return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2)
 
 
 def rules_table() -> list[dict[str, str]]:
-    return [{"id": r.id, "severity": r.severity, "group": r.group, "title": r.title,
-             "hint": r.hint} for r in RULES.values()]
+    return [
+        {"id": r.id, "severity": r.severity, "group": r.group, "title": r.title, "hint": r.hint}
+        for r in RULES.values()
+    ]

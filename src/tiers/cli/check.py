@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
-from pathlib import Path
 
 from tiers.cli import app, io
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     text = "text"
     json = "json"
     sarif = "sarif"
 
 
-class Level(str, Enum):
+class Level(StrEnum):
     info = "info"
     warning = "warning"
     error = "error"

@@ -15,7 +15,9 @@ def init(
     config: io.ConfigOption = Path("tiers.toml"),
     example: Annotated[
         str | None,
-        typer.Option("--example", help="Start from a worked example instead (plyr: the seed setup)."),
+        typer.Option(
+            "--example", help="Start from a worked example instead (plyr: the seed setup)."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:

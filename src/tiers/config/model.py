@@ -186,7 +186,10 @@ class Service(Model):
 
 
 class Trigger(Model):
-    """What deploys an environment: ``"local"``, ``{ push = "main" }`` or ``{ release = "github" }``."""
+    """What deploys an environment.
+
+    ``"local"``, ``"manual"``, ``{ push = "main" }`` or ``{ release = "github" }``.
+    """
 
     kind: Literal["local", "push", "release", "manual"]
     branch: str | None = None
@@ -338,7 +341,7 @@ def _selector(value: str) -> str:
 
 
 def _pattern(value: str) -> str:
-    host, slash, path = value.partition("/")
+    host, slash, _ = value.partition("/")
     if not host or not slash or " " in value:
         raise ValueError(f"{value!r} is not HOST/PATH (like api-stg.plyr.fm/health or x.dev/*)")
     return value

@@ -70,7 +70,9 @@ def parse(text: str, path: Path) -> Source:
     except tomllib.TOMLDecodeError as exc:
         line, column = _decode_error_position(exc)
         message = str(exc).split(" (at ")[0]
-        raise ConfigError([Problem(str(path), line, column, "", f"invalid TOML: {message}")]) from None
+        raise ConfigError(
+            [Problem(str(path), line, column, "", f"invalid TOML: {message}")]
+        ) from None
     return Source(path, text, data, _positions(text))
 
 

@@ -13,8 +13,12 @@ from tiers.checks.registry import Context, Finding, rule
 from tiers.config import Environment
 
 IDENTITY_KINDS = ("email", "email-domain", "github-org", "github-user")
-_ANYONE = {"otp": "anyone with an email inbox", "github": "anyone with a GitHub account",
-           "google": "anyone with a Google account", "oidc": "anyone the identity provider knows"}
+_ANYONE = {
+    "otp": "anyone with an email inbox",
+    "github": "anyone with a GitHub account",
+    "google": "anyone with a Google account",
+    "oidc": "anyone the identity provider knows",
+}
 
 
 def _protected(ctx: Context) -> Iterator[Environment]:
@@ -25,49 +29,81 @@ def _key(env: Environment, *rest: str | int) -> tuple[str | int, ...]:
     return ("environments", env.name, "access", *rest)
 
 
-@rule("access-no-identity", "error", "A protected environment lets no identity in",
-      "add an Allow policy naming who may enter, e.g. allow = [\"github-org:ORG\", "
-      "\"email:you@example.com\"], and a login method, e.g. login = [\"github\"]")
+@rule(
+    "access-no-identity",
+    "error",
+    "A protected environment lets no identity in",
+    'add an Allow policy naming who may enter, e.g. allow = ["github-org:ORG", '
+    '"email:you@example.com"], and a login method, e.g. login = ["github"]',
+)
 def no_identity(ctx: Context) -> Iterator[Finding]:
     for env in _protected(ctx):
         if not any(s.partition(":")[0] in IDENTITY_KINDS for s in env.access.allow):
-            yield ctx.finding(_key(env, "allow"), f"{env.name} is protected but its allow "
-                              "policy names no email, domain, GitHub org or user", [env.name])
+            yield ctx.finding(
+                _key(env, "allow"),
+                f"{env.name} is protected but its allow "
+                "policy names no email, domain, GitHub org or user",
+                [env.name],
+            )
         if not env.access.login:
-            yield ctx.finding(_key(env, "login"), f"{env.name} is protected but offers no "
-                              "login method", [env.name])
+            yield ctx.finding(
+                _key(env, "login"),
+                f"{env.name} is protected but offers no login method",
+                [env.name],
+            )
 
 
-@rule("access-everyone", "error", "Everyone is let into a protected environment's application",
-      "remove `everyone` from allow and bypass only the paths that must stay public "
-      "(/health, /docs), never HOST/*")
+@rule(
+    "access-everyone",
+    "error",
+    "Everyone is let into a protected environment's application",
+    "remove `everyone` from allow and bypass only the paths that must stay public "
+    "(/health, /docs), never HOST/*",
+)
 def everyone(ctx: Context) -> Iterator[Finding]:
     for env in _protected(ctx):
         if "everyone" in env.access.allow:
             index = env.access.allow.index("everyone")
-            yield ctx.finding(_key(env, "allow", index), f"{env.name} allows everyone: the "
-                              "protection protects nothing", [env.name])
+            yield ctx.finding(
+                _key(env, "allow", index),
+                f"{env.name} allows everyone: the protection protects nothing",
+                [env.name],
+            )
         for index, pattern in enumerate(env.access.bypass):
             if pattern.partition("/")[2] in ("", "*"):
-                yield ctx.finding(_key(env, "bypass", index), f"{env.name} bypasses {pattern}: "
-                                  "everyone reaches the whole application", [env.name])
+                yield ctx.finding(
+                    _key(env, "bypass", index),
+                    f"{env.name} bypasses {pattern}: everyone reaches the whole application",
+                    [env.name],
+                )
 
 
-@rule("access-login-only", "error", "An Allow policy lets in anyone who can sign in",
-      "a login method is not an identity; allow named emails, an email domain or a GitHub "
-      "org instead of login:otp or login:github")
+@rule(
+    "access-login-only",
+    "error",
+    "An Allow policy lets in anyone who can sign in",
+    "a login method is not an identity; allow named emails, an email domain or a GitHub "
+    "org instead of login:otp or login:github",
+)
 def login_only(ctx: Context) -> Iterator[Finding]:
     for env in _protected(ctx):
         for index, selector in enumerate(env.access.allow):
             kind, _, method = selector.partition(":")
             if kind == "login":
-                yield ctx.finding(_key(env, "allow", index), f"{env.name} allows {selector}: "
-                                  f"{_ANYONE[method]} gets in", [env.name])
+                yield ctx.finding(
+                    _key(env, "allow", index),
+                    f"{env.name} allows {selector}: {_ANYONE[method]} gets in",
+                    [env.name],
+                )
 
 
-@rule("access-unreachable-rule", "warning", "An access rule can never match",
-      "bypass patterns name one of this environment's hosts, appear once, and only exist "
-      "on a protected environment; the most specific pattern wins")
+@rule(
+    "access-unreachable-rule",
+    "warning",
+    "An access rule can never match",
+    "bypass patterns name one of this environment's hosts, appear once, and only exist "
+    "on a protected environment; the most specific pattern wins",
+)
 def unreachable(ctx: Context) -> Iterator[Finding]:
     for env in ctx.config.environments.values():
         hosts = set(env.hosts)
@@ -83,15 +119,23 @@ def unreachable(ctx: Context) -> Iterator[Finding]:
             else:
                 seen.add(pattern)
                 continue
-            yield ctx.finding(_key(env, "bypass", index), f"bypass {pattern} never matches: {why}",
-                              [env.name])
+            yield ctx.finding(
+                _key(env, "bypass", index), f"bypass {pattern} never matches: {why}", [env.name]
+            )
 
 
-@rule("staging-unprotected", "warning", "A pre-production environment is public",
-      "protect it: [environments.NAME.access] protect = true, with login and allow")
+@rule(
+    "staging-unprotected",
+    "warning",
+    "A pre-production environment is public",
+    "protect it: [environments.NAME.access] protect = true, with login and allow",
+)
 def unprotected(ctx: Context) -> Iterator[Finding]:
     envs = list(ctx.config.environments.values())
     for env in envs[:-1]:
         if not env.local and not env.access.protect and env.services:
-            yield ctx.finding(("environments", env.name), f"{env.name} is deployed but anyone "
-                              "can reach it", [env.name])
+            yield ctx.finding(
+                ("environments", env.name),
+                f"{env.name} is deployed but anyone can reach it",
+                [env.name],
+            )

@@ -13,7 +13,9 @@ from tiers.config.source import Key
 Claim = tuple[str, str, Key]
 
 
-def _shared(ctx: Context, what: str, claims: Callable[[Environment], list[Claim]]) -> Iterator[Finding]:
+def _shared(
+    ctx: Context, what: str, claims: Callable[[Environment], list[Claim]]
+) -> Iterator[Finding]:
     owners: dict[str, list[tuple[str, str, Key]]] = defaultdict(list)
     for name, env in ctx.config.environments.items():
         for identity, label, key in claims(env):
@@ -34,14 +36,24 @@ def _env(env: Environment, *rest: str | int) -> Key:
     return ("environments", env.name, *rest)
 
 
-@rule("shared-database", "error", "Two environments share a database",
-      "give each environment its own database (a Neon branch or database per tier)")
+@rule(
+    "shared-database",
+    "error",
+    "Two environments share a database",
+    "give each environment its own database (a Neon branch or database per tier)",
+)
 def shared_database(ctx: Context) -> Iterator[Finding]:
     def claims(env: Environment) -> list[Claim]:
         db = env.database
         if db is None:
             return []
-        out = [(f"{db.provider}:{db.name}", f"{db.name} ({db.provider})", _env(env, "database", "name"))]
+        out = [
+            (
+                f"{db.provider}:{db.name}",
+                f"{db.name} ({db.provider})",
+                _env(env, "database", "name"),
+            )
+        ]
         if db.url:
             out.append((f"url:{db.url}", db.url, _env(env, "database", "url")))
         return out
@@ -49,8 +61,12 @@ def shared_database(ctx: Context) -> Iterator[Finding]:
     return _shared(ctx, "the database", claims)
 
 
-@rule("shared-redis", "error", "Two environments share a Redis",
-      "give each environment its own Redis instance (or at least its own database number)")
+@rule(
+    "shared-redis",
+    "error",
+    "Two environments share a Redis",
+    "give each environment its own Redis instance (or at least its own database number)",
+)
 def shared_redis(ctx: Context) -> Iterator[Finding]:
     def claims(env: Environment) -> list[Claim]:
         redis = env.redis
@@ -66,23 +82,35 @@ def shared_redis(ctx: Context) -> Iterator[Finding]:
     return _shared(ctx, "the Redis", claims)
 
 
-@rule("shared-bucket", "error", "Two environments share a storage bucket",
-      "give each environment its own bucket per role (audio-staging, audio-prod, ...)")
+@rule(
+    "shared-bucket",
+    "error",
+    "Two environments share a storage bucket",
+    "give each environment its own bucket per role (audio-staging, audio-prod, ...)",
+)
 def shared_bucket(ctx: Context) -> Iterator[Finding]:
     def claims(env: Environment) -> list[Claim]:
         if env.storage is None:
             return []
         provider = env.storage.provider
         return [
-            (f"{provider}:{bucket}", f"bucket {bucket} ({provider})", _env(env, "storage", "buckets", role))
+            (
+                f"{provider}:{bucket}",
+                f"bucket {bucket} ({provider})",
+                _env(env, "storage", "buckets", role),
+            )
             for role, bucket in env.storage.buckets.items()
         ]
 
     return _shared(ctx, "the", claims)
 
 
-@rule("shared-namespace", "error", "Two environments share an app namespace",
-      "give each environment its own namespace (fm.plyr.dev, fm.plyr.stg, fm.plyr)")
+@rule(
+    "shared-namespace",
+    "error",
+    "Two environments share an app namespace",
+    "give each environment its own namespace (fm.plyr.dev, fm.plyr.stg, fm.plyr)",
+)
 def shared_namespace(ctx: Context) -> Iterator[Finding]:
     def claims(env: Environment) -> list[Claim]:
         ns = env.namespace
@@ -91,8 +119,12 @@ def shared_namespace(ctx: Context) -> Iterator[Finding]:
     return _shared(ctx, "the namespace", claims)
 
 
-@rule("shared-app", "error", "Two environments deploy to the same platform app",
-      "give each environment its own app (relay-api-staging, relay-api)")
+@rule(
+    "shared-app",
+    "error",
+    "Two environments deploy to the same platform app",
+    "give each environment its own app (relay-api-staging, relay-api)",
+)
 def shared_app(ctx: Context) -> Iterator[Finding]:
     def claims(env: Environment) -> list[Claim]:
         return [
@@ -104,12 +136,20 @@ def shared_app(ctx: Context) -> Iterator[Finding]:
     return _shared(ctx, "the app", claims)
 
 
-@rule("shared-frontend-project", "error", "Two environments deploy to the same frontend project",
-      "give each environment its own project (plyr-fm-stg, plyr-fm)")
+@rule(
+    "shared-frontend-project",
+    "error",
+    "Two environments deploy to the same frontend project",
+    "give each environment its own project (plyr-fm-stg, plyr-fm)",
+)
 def shared_project(ctx: Context) -> Iterator[Finding]:
     def claims(env: Environment) -> list[Claim]:
         return [
-            (f"{b.platform}:{b.project}", f"{b.project} ({b.platform})", _env(env, service, "project"))
+            (
+                f"{b.platform}:{b.project}",
+                f"{b.project} ({b.platform})",
+                _env(env, service, "project"),
+            )
             for service, b in env.services.items()
             if b.project
         ]
@@ -117,8 +157,12 @@ def shared_project(ctx: Context) -> Iterator[Finding]:
     return _shared(ctx, "the project", claims)
 
 
-@rule("shared-domain", "error", "Two environments serve on the same domain",
-      "give each environment its own host names (stg.plyr.fm, plyr.fm)")
+@rule(
+    "shared-domain",
+    "error",
+    "Two environments serve on the same domain",
+    "give each environment its own host names (stg.plyr.fm, plyr.fm)",
+)
 def shared_domain(ctx: Context) -> Iterator[Finding]:
     def claims(env: Environment) -> list[Claim]:
         out: list[Claim] = []
@@ -133,8 +177,12 @@ def shared_domain(ctx: Context) -> Iterator[Finding]:
     return _shared(ctx, "the host", claims)
 
 
-@rule("shared-oauth-client", "error", "Two environments use the same OAuth client",
-      "register an OAuth client per environment, on that environment's own domain")
+@rule(
+    "shared-oauth-client",
+    "error",
+    "Two environments use the same OAuth client",
+    "register an OAuth client per environment, on that environment's own domain",
+)
 def shared_oauth(ctx: Context) -> Iterator[Finding]:
     def claims(env: Environment) -> list[Claim]:
         if env.oauth is None:
