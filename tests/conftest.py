@@ -48,12 +48,15 @@ def edit(plyr: Path) -> Edit:
     return apply
 
 
-def tiers(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def tiers(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real command line in a child process, as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "tiers", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
+        env={**os.environ, **(env or {})},
         check=False,
     )

@@ -1,0 +1,100 @@
+"""`tiers check` as a user runs it: exit codes, the three formats, rule listing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.checks.test_rules import BREAKS
+from tests.conftest import Edit, tiers
+from tiers.checks import RULES
+
+
+def test_clean_example_exits_0_and_shows_cookie_scopes(plyr: Path) -> None:
+    result = tiers("check")
+    assert result.returncode == 0
+    assert "staging Domain=.plyr.fm" in result.stdout
+    assert result.stdout.rstrip().endswith("no findings in 3 environments")
+
+
+def test_a_finding_exits_1_with_location_message_and_fix(edit: Edit) -> None:
+    edit(*BREAKS["shared-namespace"])
+    result = tiers("check")
+    assert result.returncode == 1
+    first, fix = result.stdout.splitlines()[:2]
+    assert first.startswith("tiers.toml:")
+    assert first.endswith(
+        "error [shared-namespace] staging and production share the namespace fm.plyr.stg"
+    )
+    assert fix.strip().startswith("fix: give each environment its own namespace")
+    assert "1 finding (1 error)" in result.stdout
+
+
+@pytest.mark.parametrize(("fail_on", "code"), [("warning", 1), ("error", 0), ("never", 0)])
+def test_fail_on_sets_the_threshold(edit: Edit, fail_on: str, code: int) -> None:
+    edit(*BREAKS["access-unreachable-rule"])  # a warning
+    assert tiers("check", "--fail-on", fail_on).returncode == code
+
+
+def test_ignore_skips_a_rule_and_refuses_unknown_ids(edit: Edit) -> None:
+    edit(*BREAKS["shared-bucket"])
+    assert tiers("check", "--ignore", "shared-bucket").returncode == 0
+    result = tiers("check", "--ignore", "shared-buckets")
+    assert result.returncode == 2
+    assert "--ignore shared-buckets: no such rule" in result.stderr
+
+
+def test_json_has_stable_keys(edit: Edit) -> None:
+    edit(*BREAKS["redis-without-tls"])
+    result = tiers("check", "--format", "json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert set(report) == {"findings", "cookie_scopes", "summary"}
+    (finding,) = report["findings"]
+    assert set(finding) == {
+        "rule",
+        "severity",
+        "message",
+        "hint",
+        "key",
+        "environments",
+        "location",
+    }
+    assert finding["rule"] == "redis-without-tls"
+    assert finding["environments"] == ["production"]
+    assert finding["key"] == "environments.production.redis.url"
+    assert report["summary"] == {"error": 1}
+
+
+def test_sarif_is_a_code_scanning_report(edit: Edit) -> None:
+    edit(*BREAKS["shared-app"])
+    result = tiers("check", "--format", "sarif")
+    sarif = json.loads(result.stdout)
+    assert sarif["version"] == "2.1.0"
+    (run,) = sarif["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == list(RULES)
+    (found,) = run["results"]
+    assert rules[found["ruleIndex"]]["id"] == found["ruleId"] == "shared-app"
+    region = found["locations"][0]["physicalLocation"]["region"]
+    line = Path("tiers.toml").read_text().splitlines()[region["startLine"] - 1]
+    assert line == 'app = "relay-api-staging"'
+    assert found["level"] == "error"
+
+
+def test_list_rules_documents_every_rule_from_the_table() -> None:
+    result = tiers("check", "--list-rules")
+    assert result.returncode == 0
+    for rule in RULES.values():
+        assert f"{rule.id} ({rule.severity}, {rule.group}): {rule.title}" in result.stdout
+        assert f"fix: {rule.hint}" in result.stdout
+    listed = json.loads(tiers("check", "--list-rules", "--format", "json").stdout)
+    assert [r["id"] for r in listed] == list(RULES)
+
+
+def test_config_from_environment_variable(plyr: Path, tmp_path: Path) -> None:
+    moved = plyr.rename(tmp_path / "elsewhere.toml")
+    result = tiers("check", env={"TIERS_CONFIG": str(moved)})
+    assert result.returncode == 0, result.stderr

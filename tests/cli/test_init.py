@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import tiers
+
+
+def test_init_example_then_check_is_clean(tmp_path: Path) -> None:
+    assert tiers("init", "--example", "plyr").returncode == 0
+    assert "# tiers.toml for plyr.fm" in (tmp_path / "tiers.toml").read_text()
+    assert tiers("check").returncode == 0
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    target = tmp_path / "tiers.toml"
+    target.write_text("mine")
+    result = tiers("init")
+    assert result.returncode == 2
+    assert "tiers.toml already exists; pass --force to overwrite it" in result.stderr
+    assert target.read_text() == "mine"
+    assert tiers("init", "--force").returncode == 0
+    assert target.read_text().startswith("# tiers.toml:")
+
+
+def test_init_unknown_example_names_the_known_ones(tmp_path: Path) -> None:
+    result = tiers("init", "--example", "plyrr")
+    assert result.returncode == 2
+    assert "--example plyrr: no such example; known: plyr" in result.stderr
+    assert not (tmp_path / "tiers.toml").exists()
+
+
+def test_init_leaves_no_temporary_files(tmp_path: Path) -> None:
+    tiers("init", "-c", "deploy/tiers.toml")
+    assert sorted(p.name for p in (tmp_path / "deploy").iterdir()) == ["tiers.toml"]
