@@ -98,3 +98,17 @@ def test_config_from_environment_variable(plyr: Path, tmp_path: Path) -> None:
     moved = plyr.rename(tmp_path / "elsewhere.toml")
     result = tiers("check", env={"TIERS_CONFIG": str(moved)})
     assert result.returncode == 0, result.stderr
+
+
+def test_a_project_can_ignore_a_rule_in_tiers_toml(plyr: Path) -> None:
+    from tests.checks.test_rules import STAGING_ACCESS
+
+    text = STAGING_ACCESS.sub("", plyr.read_text(), count=1)
+    plyr.write_text(text)
+    assert tiers("check").returncode == 1
+    plyr.write_text(text + '\n[checks]\nignore = ["staging-unprotected"]\n')
+    assert tiers("check").returncode == 0
+    plyr.write_text(text + '\n[checks]\nignore = ["staging-unprotectd"]\n')
+    result = tiers("check")
+    assert result.returncode == 2
+    assert "checks.ignore[0]: no rule 'staging-unprotectd'" in result.stderr

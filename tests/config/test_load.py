@@ -127,6 +127,11 @@ def test_dollar_dollar_is_a_literal(edit: Edit) -> None:
             "environments.staging.database: say where the connection string comes from",
         ),
         (
+            'url = "redis://plyr-redis.internal:6379" }',
+            'url = "redis://plyr-redis.internal:6379", tls = true }',
+            "environments.production.redis: tls = true but the URL does not use rediss://",
+        ),
+        (
             'secrets = ["DATABASE_URL",',
             'secrets = ["database_url",',
             "'database_url' is not an environment variable name",

@@ -18,6 +18,7 @@ from typing import Literal
 
 from tiers.config import Config, Source
 from tiers.config.source import Key, dotted
+from tiers.errors import ConfigError
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
@@ -90,8 +91,14 @@ def rule(id: str, severity: Severity, title: str, hint: str) -> Callable[[Check]
 
 
 def run(config: Config, source: Source, ignore: Iterable[str] = ()) -> list[Finding]:
-    """Every finding of every rule not in ``ignore``, in file order."""
-    ignored = set(ignore)
+    """Every finding of every rule not ignored here or in tiers.toml, in file order."""
+    for index, name in enumerate(config.checks.ignore):
+        if name not in RULES:
+            key = ("checks", "ignore", index)
+            raise ConfigError(
+                [source.problem(key, f"no rule {name!r}; see tiers check --list-rules")]
+            )
+    ignored = set(ignore) | set(config.checks.ignore)
     findings: list[Finding] = []
     for item in RULES.values():
         if item.id not in ignored:

@@ -292,6 +292,9 @@ class Redis(Model):
     def _has_url(self) -> Redis:
         if self.url is None and self.url_secret is None:
             raise ValueError("say where the Redis URL comes from: url or url_secret")
+        if self.url and self.tls is not None and self.tls != self.url.startswith("rediss://"):
+            scheme = "rediss://" if self.tls else "redis://"
+            raise ValueError(f"tls = {str(self.tls).lower()} but the URL does not use {scheme}")
         return self
 
     @property
@@ -394,6 +397,11 @@ class Environment(Model):
         return [b.host for b in self.services.values() if b.host]
 
 
+class Checks(Model):
+    ignore: list[str] = []
+    """Rule ids `tiers check` skips for this project (see `tiers check --list-rules`)."""
+
+
 class Config(Model):
     """The whole of tiers.toml."""
 
@@ -402,6 +410,7 @@ class Config(Model):
     environments: dict[Slug, Environment]
     costs: dict[str, Cost] = {}
     """Monthly costs shared by every environment (a plan, an account)."""
+    checks: Checks = Checks()
 
     @field_validator("costs", mode="before")
     @classmethod
