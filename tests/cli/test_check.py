@@ -111,4 +111,7 @@ def test_a_project_can_ignore_a_rule_in_tiers_toml(plyr: Path) -> None:
     plyr.write_text(text + '\n[checks]\nignore = ["staging-unprotectd"]\n')
     result = tiers("check")
     assert result.returncode == 2
-    assert "checks.ignore[0]: no rule 'staging-unprotectd'" in result.stderr
+    assert (
+        "checks.ignore[0]: no rule 'staging-unprotectd'; did you mean 'staging-unprotected'?"
+        in result.stderr
+    )

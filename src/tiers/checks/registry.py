@@ -12,6 +12,7 @@ The same table drives ``tiers check``, ``tiers check --list-rules`` and the docs
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
@@ -95,9 +96,9 @@ def run(config: Config, source: Source, ignore: Iterable[str] = ()) -> list[Find
     for index, name in enumerate(config.checks.ignore):
         if name not in RULES:
             key = ("checks", "ignore", index)
-            raise ConfigError(
-                [source.problem(key, f"no rule {name!r}; see tiers check --list-rules")]
-            )
+            close = difflib.get_close_matches(name, list(RULES), n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "see tiers check --list-rules"
+            raise ConfigError([source.problem(key, f"no rule {name!r}; {hint}")])
     ignored = set(ignore) | set(config.checks.ignore)
     findings: list[Finding] = []
     for item in RULES.values():
