@@ -28,6 +28,7 @@ BREAKS: dict[str, list[tuple[str, str]]] = {
             'platform_url = "https://relay-api-staging.fly.dev"',
         )
     ],
+    "shared-observability": [('environment = "production"', 'environment = "staging"')],
     "shared-oauth-client": [
         (
             'client_id = "https://api.plyr.fm/oauth-client-metadata.json"',

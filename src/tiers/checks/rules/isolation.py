@@ -191,3 +191,21 @@ def shared_oauth(ctx: Context) -> Iterator[Finding]:
         return [(cid, cid, _env(env, "oauth", "client_id"))]
 
     return _shared(ctx, "the OAuth client", claims)
+
+
+@rule(
+    "shared-observability",
+    "warning",
+    "Two environments report to observability under the same environment name",
+    "give each environment its own observability name (development, staging, production) "
+    "so their logs and traces can be told apart",
+)
+def shared_observability(ctx: Context) -> Iterator[Finding]:
+    def claims(env: Environment) -> list[Claim]:
+        obs = env.observability
+        if obs is None:
+            return []
+        label = f"{obs.environment} ({obs.provider})"
+        return [(f"{obs.provider}:{obs.environment}", label, _env(env, "observability"))]
+
+    return _shared(ctx, "the observability environment", claims)
