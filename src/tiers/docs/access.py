@@ -1,0 +1,105 @@
+"""Access protection: who may reach a protected tier, and which paths stay public."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tiers.config import Config, Environment
+from tiers.docs.domains import Host, hosts
+
+PRECEDENCE = (
+    "the most specific path wins: an exact path beats `/prefix/*`, which beats the whole "
+    "application; between equally specific patterns, bypass rules come first and the "
+    "first one written wins."
+)
+"""How rules combine, as ``tiers.config.Access`` defines it."""
+
+_PROVIDERS = {"cloudflare": "Cloudflare Access", "tiers": "the tiers gate"}
+_LOGINS = {"github": "GitHub", "otp": "one-time PIN", "google": "Google", "oidc": "OIDC"}
+_CERTIFICATES = {"fly": "flyctl certs list -a {app}"}
+
+
+@dataclass(frozen=True)
+class Bypass:
+    """A public path, with what it is when tiers can tell (a health check, API docs)."""
+
+    pattern: str
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Protection:
+    """One protected tier: the gate, its hosts, who may enter, what stays public."""
+
+    environment: str
+    provider: str
+    gate: str
+    hosts: list[Host]
+    login: list[str]
+    allow: list[str]
+    bypass: list[Bypass]
+    session_hours: int
+    certificates: list[str]
+
+
+def protections(config: Config) -> list[Protection]:
+    """Every tier with ``access.protect``, in promotion order.
+
+    >>> protections(plyr)[0].login                               # doctest: +SKIP
+    ['GitHub', 'one-time PIN']
+    """
+    return [_protection(config, env) for env in config.environments.values() if env.access.protect]
+
+
+def _protection(config: Config, env: Environment) -> Protection:
+    access = env.access
+    return Protection(
+        environment=env.name,
+        provider=access.provider,
+        gate=_PROVIDERS.get(access.provider, access.provider),
+        hosts=hosts(config, env),
+        login=[_LOGINS.get(m, m) for m in access.login],
+        allow=[who(s) for s in access.allow],
+        bypass=[Bypass(p, _note(config, env, p)) for p in access.bypass],
+        session_hours=access.session_hours,
+        certificates=_certificates(env),
+    )
+
+
+def who(selector: str) -> str:
+    """An identity selector in words.
+
+    >>> who("github-org:plyr-fm")
+    'members of the GitHub organization `plyr-fm`'
+    """
+    kind, _, arg = selector.partition(":")
+    words = {
+        "everyone": "everyone",
+        "email": f"`{arg}`",
+        "email-domain": f"anyone with an `@{arg}` email address",
+        "github-org": f"members of the GitHub organization `{arg}`",
+        "github-user": f"the GitHub user `{arg}`",
+        "login": f"anyone who signs in with {_LOGINS.get(arg, arg)}",
+    }
+    return words.get(kind, selector)
+
+
+def _note(config: Config, env: Environment, pattern: str) -> str | None:
+    host, _, path = pattern.partition("/")
+    for name, binding in env.services.items():
+        service = config.services.get(name)
+        if service is None or binding.host != host:
+            continue
+        if f"/{path}" == service.health:
+            return "health check (uptime monitoring)"
+        if f"/{path}" == service.docs:
+            return "API documentation"
+    return None
+
+
+def _certificates(env: Environment) -> list[str]:
+    return [
+        _CERTIFICATES[b.platform].format(app=b.app)
+        for b in env.services.values()
+        if b.platform in _CERTIFICATES and b.app and b.url
+    ]

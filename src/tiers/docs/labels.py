@@ -1,0 +1,70 @@
+"""How names from tiers.toml read in prose: provider labels and platform commands."""
+
+from __future__ import annotations
+
+from tiers.config import Binding
+
+_PROVIDERS = {"fly": "fly.io", "cloudflare-pages": "cloudflare pages"}
+_NOUNS = {"fly": "app", "heroku": "app", "render": "service", "railway": "service"}
+_LOGS = {
+    "fly": "flyctl logs -a {app}",
+    "heroku": "heroku logs --tail -a {app}",
+    "kubernetes": "kubectl logs deployment/{app}",
+}
+_SECRETS = {
+    "fly": "flyctl secrets set",
+    "heroku": "heroku config:set",
+    "kubernetes": "kubectl create secret",
+    "cloudflare-pages": "wrangler pages secret put",
+}
+_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def provider(name: str) -> str:
+    """The label a provider or platform goes by in prose; others read as written.
+
+    >>> provider("fly"), provider("neon")
+    ('fly.io', 'neon')
+    """
+    return _PROVIDERS.get(name, name)
+
+
+def noun(binding: Binding) -> str:
+    """What the platform calls the thing a binding names: an app, a project, a deployment.
+
+    >>> noun(Binding(platform="cloudflare-pages", project="plyr-fm"))
+    'project'
+    """
+    if binding.project:
+        return "project"
+    if binding.platform == "kubernetes":
+        return "deployment"
+    return _NOUNS.get(binding.platform, "app")
+
+
+def logs_command(binding: Binding) -> str | None:
+    """The command that tails a deployed app's logs, when the platform has one.
+
+    >>> logs_command(Binding(platform="fly", app="relay-api"))
+    'flyctl logs -a relay-api'
+    """
+    pattern = _LOGS.get(binding.platform)
+    return pattern.format(app=binding.app) if pattern and binding.app else None
+
+
+def secrets_command(platform: str) -> str | None:
+    """The command that stores a secret on a platform.
+
+    >>> secrets_command("fly")
+    'flyctl secrets set'
+    """
+    return _SECRETS.get(platform)
+
+
+def count(number: int) -> str:
+    """Small counts as words, as prose writes them.
+
+    >>> count(3), count(12)
+    ('three', '12')
+    """
+    return _WORDS[number] if 0 <= number < len(_WORDS) else str(number)
