@@ -176,6 +176,8 @@ class Service(Model):
     health: UrlPath | None = None
     docs: UrlPath | None = None
     processes: dict[Slug, str] = {}
+    dev: dict[Slug, str] = {}
+    """Process groups in a local tier, in place of ``processes`` (with reload, a dev server)."""
     optional: bool = False
     """Not started by default in development (``tiers dev --with NAME`` starts it)."""
     vars: dict[Literal[FACTS], EnvName] = {}  # type: ignore[valid-type]

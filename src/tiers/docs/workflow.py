@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from tiers.config import Binding, Config, Environment, Service
 from tiers.docs import table
@@ -96,19 +97,29 @@ def _tier(config: Config, env: Environment) -> Tier:
         kind=env.trigger.kind,
         trigger=env.trigger.describe(),
         branch=env.trigger.branch,
-        processes=_processes([(n, s) for n, s, _ in bound]) if local else [],
+        processes=_processes(bound) if local else [],
         deploys=[] if local else [_deploy(n, s, b) for n, s, b in bound],
         resources=resources(env),
         urls={n: b.url for n, _, b in bound if b.url},
     )
 
 
-def _processes(services: list[tuple[str, Service]]) -> list[Process]:
+def _processes(services: list[tuple[str, Service, Binding]]) -> list[Process]:
     # Required processes first, one terminal each; optional ones after, unnumbered.
-    found = [(s.optional, n, p, cmd) for n, s in services for p, cmd in s.processes.items()]
+    found = [
+        (s.optional, n, p, _with_port(cmd, b))
+        for n, s, b in services
+        for p, cmd in (s.dev or s.processes).items()
+    ]
     found.sort(key=lambda item: item[0])
     terminals = itertools.count(1)
     return [Process(n, p, cmd, None if opt else next(terminals)) for opt, n, p, cmd in found]
+
+
+def _with_port(command: str, binding: Binding) -> str:
+    """``--port $PORT`` → ``--port 8001`` when the local binding's URL says the port."""
+    port = urlsplit(binding.url).port if binding.url else None
+    return command.replace("$PORT", str(port)) if port else command
 
 
 def _deploy(name: str, service: Service, binding: Binding) -> Deploy:
