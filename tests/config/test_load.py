@@ -97,7 +97,7 @@ def test_dollar_dollar_is_a_literal(edit: Edit) -> None:
         (
             'platform = "fly"',
             'platform = "flyio"',
-            "unknown platform 'flyio'; known: local, fly, cloudflare-pages",
+            "unknown platform 'flyio'; did you mean 'fly'? known: local, fly, cloudflare-pages",
         ),
         (
             '"email-domain:plyr.fm"',

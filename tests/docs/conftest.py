@@ -12,7 +12,6 @@ name = "shop"
 domain = "shop.dev"
 
 [project.release]
-via = "tag"
 tag_prefix = "v"
 
 [services.api]

@@ -34,7 +34,6 @@ def fly(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_environments_come_in_promotion_order_with_assumed_triggers(seed: Config) -> None:
     assert seed.project.name == "relay-api"
-    assert seed.project.release.via == "github"
     assert seed.order == ["staging", "production"]
     assert seed.environments["staging"].trigger.describe() == "push to main"
     assert seed.environments["production"].trigger.describe() == "github release"
@@ -136,7 +135,6 @@ def test_a_lone_production_is_deployed_by_hand_and_passes_check(tmp_path: Path) 
     assert result.notes[0] == "assumed: production is deployed by hand (fly deploy)"
     config = written(result)
     assert config.environments["production"].trigger.kind == "manual"
-    assert config.project.release.via == "tag"
     loaded = load("tiers.toml")
     assert run(loaded.config, loaded.source) == []
 

@@ -10,9 +10,10 @@ Every model forbids unknown keys, so a misspelt key is an error, never silently 
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     AfterValidator,
@@ -20,7 +21,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    computed_field,
     field_validator,
     model_validator,
 )
@@ -49,7 +49,7 @@ class Model(BaseModel):
 
 def _slug(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
-        raise ValueError("use lower-case letters, digits, '-' and '_', starting with a letter")
+        raise ValueError("use lower-case letters, digits, '-' and '_', starting with a letter or digit")
     return value
 
 
@@ -60,10 +60,33 @@ def _env_name(value: str) -> str:
 
 
 def _url(value: str) -> str:
+    """Validate and normalise: lower-case scheme and host, no default port, no bare ``/``."""
     parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{value!r} is not an http(s) URL (like https://api.example.com)")
-    return value.rstrip("/") if parts.path in ("", "/") else value
+    shown = redact(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{shown!r} is not an http(s) URL (like https://api.example.com)")
+    if any(c.isspace() for c in value):
+        raise ValueError(f"{shown!r} contains white space")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{shown!r} has an invalid port") from None
+    scheme = parts.scheme.lower()
+    default = {"http": 80, "https": 443}[scheme]
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = host if port in (None, default) else f"{host}:{port}"
+    path = "" if parts.path == "/" else parts.path
+    return urlunsplit((scheme, netloc, path, parts.query, parts.fragment))
+
+
+def redact(url: str) -> str:
+    """``redis://user:pw@host:6379`` → ``redis://user:***@host:6379``: safe to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _path(value: str) -> str:
@@ -74,7 +97,9 @@ def _path(value: str) -> str:
 
 def _platform(value: str) -> str:
     if value not in PLATFORMS:
-        raise ValueError(f"unknown platform {value!r}; known: {', '.join(PLATFORMS)}")
+        close = difflib.get_close_matches(value, PLATFORMS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown platform {value!r}; {hint}known: {', '.join(PLATFORMS)}")
     return value
 
 
@@ -87,7 +112,13 @@ Platform = Annotated[str, AfterValidator(_platform)]
 
 def host_of(url: str) -> str:
     """``https://api-stg.plyr.fm/x`` → ``api-stg.plyr.fm``; ports are kept (localhost:8001)."""
-    return urlsplit(url).netloc.rsplit("@", 1)[-1]
+    return urlsplit(url).netloc.rsplit("@", 1)[-1].lower()
+
+
+def origin_of(url: str) -> str:
+    """``https://api.plyr.fm/v1`` → ``https://api.plyr.fm``: what CORS and cookies compare."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{host_of(url)}"
 
 
 # -- money ---------------------------------------------------------------------------------
@@ -141,8 +172,6 @@ class Release(Model):
     """strftime pattern applied to the UTC time of the release (the seed's YYYY.MMDD.HHMMSS)."""
     tag_prefix: str = ""
     remote: str = "origin"
-    via: Literal["tag", "github"] = "tag"
-    """``github``: a GitHub release is published for the tag (and triggers production)."""
 
     @field_validator("version")
     @classmethod
@@ -208,9 +237,16 @@ class Trigger(Model):
                 return {"kind": "push", "branch": arg}
             if key == "release" and isinstance(arg, str):
                 return {"kind": "release", "source": arg}
-        raise ValueError(
-            'a trigger is "local", "manual", { push = "BRANCH" } or { release = "github" }'
-        )
+        message = 'a trigger is "local", "manual", { push = "BRANCH" } or { release = "github" }'
+        if isinstance(value, str):
+            close = difflib.get_close_matches(value, ["local", "manual"], n=1)
+            message = f"did you mean {close[0]!r}? " + message if close else message
+        raise ValueError(message)
+
+    @property
+    def rank(self) -> int:
+        """Place on the promotion path: local, then push, then manual or release."""
+        return {"local": 0, "push": 1, "manual": 2, "release": 2}[self.kind]
 
     def describe(self) -> str:
         if self.kind == "push":
@@ -248,13 +284,20 @@ class Binding(Model):
     """For a backend: the frontend it allows by CORS (FRONTEND_URL)."""
     env: dict[EnvName, str] = {}
     """Plain configuration that is not a secret."""
-    secrets: list[EnvName] = []
-    """Names of the secrets this service needs here (values live in the secrets store)."""
+    secrets: list[EnvName] | None = None
+    """Names of the secrets this service needs here (values live in the secrets store);
+    ``[]`` says it needs none."""
     cost: CostField = None
 
     @property
     def host(self) -> str | None:
+        """The custom-domain host, if there is one."""
         return host_of(self.url) if self.url else None
+
+    @property
+    def address(self) -> str | None:
+        """Where users reach it: the custom domain, else the platform's own address."""
+        return self.url or self.platform_url
 
 
 class Database(Model):
@@ -286,9 +329,13 @@ class Redis(Model):
     @field_validator("url")
     @classmethod
     def _scheme(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"{value!r} is not a Redis URL (redis://, rediss:// or unix://)")
-        return value
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"{redact(value)!r} is not a Redis URL (redis://, rediss:// or unix://)")
+        user, at, host = parts.netloc.rpartition("@")
+        return urlunsplit(parts._replace(netloc=f"{user}{at}{host.lower()}"))
 
     @model_validator(mode="after")
     def _has_url(self) -> Redis:
@@ -346,10 +393,13 @@ def _selector(value: str) -> str:
 
 
 def _pattern(value: str) -> str:
-    host, slash, _ = value.partition("/")
-    if not host or not slash or " " in value:
-        raise ValueError(f"{value!r} is not HOST/PATH (like api-stg.plyr.fm/health or x.dev/*)")
-    return value
+    _, slash, _ = value.partition("/")
+    if not slash or any(c.isspace() for c in value):
+        raise ValueError(
+            f"{value!r} is not HOST/PATH or /PATH (like api-stg.plyr.fm/health, /docs or x.dev/*)"
+        )
+    host, _, path = value.partition("/")
+    return f"{host.lower()}/{path}"
 
 
 Selector = Annotated[str, AfterValidator(_selector)]
@@ -389,14 +439,14 @@ class Environment(Model):
     observability: Observability | None = None
     access: Access = Access()
 
-    @computed_field  # type: ignore[prop-decorator]
     @property
     def local(self) -> bool:
         return self.trigger.kind == "local"
 
     @property
     def hosts(self) -> list[str]:
-        return [b.host for b in self.services.values() if b.host]
+        """The hosts users reach this environment's services on."""
+        return [host_of(b.address) for b in self.services.values() if b.address]
 
 
 class Checks(Model):

@@ -169,4 +169,6 @@ def release(config: Config) -> Release:
     settings = config.project.release
     example = settings.tag_prefix + _EXAMPLE_TIME.strftime(settings.version)
     version = settings.tag_prefix + settings.version
-    return Release(settings.branch, version, example, settings.remote, settings.via)
+    sources = {e.trigger.source for e in config.environments.values() if e.trigger.kind == "release"}
+    via = "github" if "github" in sources else "tag"
+    return Release(settings.branch, version, example, settings.remote, via)

@@ -205,7 +205,7 @@ class _Builder:
 
     def build(self) -> Table:
         triggers = self._triggers()
-        self._project(triggers)
+        self._project()
         self._service()
         for index, app in enumerate(self.apps):
             self._environment(app, index, triggers[index])
@@ -231,11 +231,9 @@ class _Builder:
                 self.assumed.append(f"{app.environment} is deployed by hand (fly deploy)")
         return out
 
-    def _project(self, triggers: list[Any]) -> None:
+    def _project(self) -> None:
         project = self.root.table("project")
         project.set("name", _project_name(self.apps), "from the fly app names; rename freely")
-        if any(isinstance(t, dict) and "release" in t for t in triggers):
-            project.table("release").set("via", "github", "a published GitHub release deploys")
 
     def _service(self) -> None:
         table = self.root.table("services").table(self.service)

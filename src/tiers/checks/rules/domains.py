@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 
 from tiers.checks.registry import Context, Finding, rule
 from tiers.checks.sites import is_private_host, site
 from tiers.config import Environment, host_of
+from tiers.config.model import origin_of
 
 
 def _key(env: Environment, *rest: str | int) -> tuple[str | int, ...]:
     return ("environments", env.name, *rest)
+
+
+def _address_key(env: Environment, service: str) -> tuple[str | int, ...]:
+    binding = env.services[service]
+    return _key(env, service, "url" if binding.url else "platform_url")
 
 
 @rule(
@@ -21,28 +28,35 @@ def _key(env: Environment, *rest: str | int) -> tuple[str | int, ...]:
     "(stg.plyr.fm and api-stg.plyr.fm); platform hosts like *.fly.dev never share cookies",
 )
 def cookie_site(ctx: Context) -> Iterator[Finding]:
-    domain = ctx.config.project.domain
     for env in ctx.config.environments.values():
         if not env.cookie_auth:
             continue
-        hosts = {service: b.host for service, b in env.services.items() if b.host}
+        hosts = {s: host_of(b.address) for s, b in env.services.items() if b.address}
         sites = {service: site(host) for service, host in hosts.items()}
         if len(set(sites.values())) > 1:
             pairs = ", ".join(f"{s} {hosts[s]} (site {sites[s]})" for s in sites)
-            last = list(sites)[-1]
             yield ctx.finding(
-                _key(env, last, "url"),
+                _address_key(env, list(sites)[-1]),
                 f"{env.name}: {pairs}: cookies set by one are never sent to the other",
                 [env.name],
             )
-        elif domain and not env.local and sites and set(sites.values()) != {domain}:
-            (found,) = set(sites.values())
-            service = next(iter(sites))
-            yield ctx.finding(
-                _key(env, service, "url"),
-                f"{env.name} is on {found}, not on the project's domain {domain}",
-                [env.name],
-            )
+    yield from _off_domain(ctx)
+
+
+def _off_domain(ctx: Context) -> Iterator[Finding]:
+    """Deployed cookie-auth tiers on another site than the project's domain: one finding."""
+    domain = ctx.config.project.domain
+    if not domain:
+        return
+    off = {}
+    for env in ctx.config.environments.values():
+        sites = {site(h) for h in env.hosts}
+        if env.cookie_auth and not env.local and len(sites) == 1 and sites != {domain}:
+            off[env.name] = sites.pop()
+    if off:
+        where = ", ".join(f"{name} is on {found}" for name, found in off.items())
+        message = f"{where}, not on the project's domain {domain}"
+        yield ctx.finding(("project", "domain"), message, list(off))
 
 
 @rule(
@@ -53,35 +67,35 @@ def cookie_site(ctx: Context) -> Iterator[Finding]:
     "https://api-stg.plyr.fm/auth/callback; never the platform's *.fly.dev host",
 )
 def oauth_domain(ctx: Context) -> Iterator[Finding]:
-    for env in ctx.config.environments.values():
+    environments = ctx.config.environments.values()
+    for env in environments:
         if env.oauth is None:
             continue
-        others = {
-            e.oauth.client_id for e in ctx.config.environments.values() if e.oauth and e is not env
-        }
-        own = {b.host for b in env.services.values() if b.host}
-        platform = {host_of(b.platform_url) for b in env.services.values() if b.platform_url}
+        shared = {e.oauth.client_id for e in environments if e.oauth and e is not env}
         for field in ("client_id", "redirect_uri"):
             url: str = getattr(env.oauth, field)
-            host = host_of(url)
-            problem = None
-            if field == "client_id" and url in others:
+            if field == "client_id" and url in shared:
                 continue  # one defect, one finding: shared-oauth-client reports it
-            if host in platform:
-                problem = f"is on the platform host {host}, not a custom domain"
-            elif host not in own:
-                hosts = ", ".join(sorted(own)) or "none"
-                problem = f"is on {host}, which is not one of {env.name}'s hosts ({hosts})"
-            elif site(host) == "localhost" and not env.local:
-                problem = "uses localhost, which only a local tier may"
-            elif not url.startswith("https://") and not env.local:
-                problem = "is not https"
+            problem = _oauth_problem(ctx, env, url)
             if problem:
-                yield ctx.finding(
-                    _key(env, "oauth", field),
-                    f"{env.name} oauth.{field} {url} {problem}",
-                    [env.name],
-                )
+                message = f"{env.name} oauth.{field} {url} {problem}"
+                yield ctx.finding(_key(env, "oauth", field), message, [env.name])
+
+
+def _oauth_problem(ctx: Context, env: Environment, url: str) -> str | None:
+    services = ctx.config.services
+    backends = {
+        b.host for s, b in env.services.items() if b.host and services[s].kind == "api"
+    }
+    platform = {host_of(b.platform_url) for b in env.services.values() if b.platform_url}
+    host = host_of(url)
+    if host in platform:
+        return f"is on the platform host {host}, not a custom domain"
+    if host not in backends:
+        return f"is on {host}, not on {env.name}'s backend ({', '.join(sorted(backends)) or 'none'})"
+    if not env.local and (site(host) == "localhost" or not url.startswith("https://")):
+        return "is not https on a public domain"
+    return None
 
 
 @rule(
@@ -92,30 +106,22 @@ def oauth_domain(ctx: Context) -> Iterator[Finding]:
     "environment's backend and frontend, e.g. with ${environments.staging.backend.url}",
 )
 def crossing(ctx: Context) -> Iterator[Finding]:
-    owner = {
-        b.url: (name, service)
-        for name, env in ctx.config.environments.items()
-        for service, b in env.services.items()
-        if b.url
-    }
+    owners: dict[str, dict[str, str]] = defaultdict(dict)  # origin → environment → service
+    for name, env in ctx.config.environments.items():
+        for service, binding in env.services.items():
+            for url in (binding.url, binding.platform_url):
+                if url:
+                    owners[origin_of(url)][name] = service
     for env in ctx.config.environments.values():
-        for service, b in env.services.items():
-            for field, what in (
-                ("api_url", "calls the API"),
-                ("frontend_url", "allows the frontend"),
-            ):
-                url = getattr(b, field)
-                if url is None:
+        for service, binding in env.services.items():
+            for field, what in (("api_url", "calls the API at"), ("frontend_url", "allows")):
+                url = getattr(binding, field)
+                found = owners[origin_of(url)] if url else {}
+                if url is None or env.name in found:
                     continue
-                name, target = owner.get(url.rstrip("/"), (None, None))
-                if name == env.name and target != service:
-                    continue
-                where = f"{name}'s {target}" if name else "no service of this environment"
-                yield ctx.finding(
-                    _key(env, service, field),
-                    f"{env.name} {service} {what} at {url}, which is {where}",
-                    [env.name] + ([name] if name and name != env.name else []),
-                )
+                where = " and ".join(f"{e}'s {s}" for e, s in found.items()) or "no service"
+                message = f"{env.name} {service} {what} {url}, which is {where}"
+                yield ctx.finding(_key(env, service, field), message, [env.name, *found])
 
 
 @rule(
@@ -123,16 +129,13 @@ def crossing(ctx: Context) -> Iterator[Finding]:
     "error",
     "A Redis URL leaves the private network without TLS",
     "use rediss:// (TLS) for a Redis reached over the internet; redis:// is fine on "
-    "loopback, a private range or a platform's *.internal network",
+    "loopback, a private range, a Unix socket or a platform's *.internal network",
 )
 def redis_tls(ctx: Context) -> Iterator[Finding]:
     for env in ctx.config.environments.values():
         redis = env.redis
-        if redis is None or redis.url is None or redis.uses_tls:
+        if redis is None or redis.url is None or redis.uses_tls or redis.url.startswith("unix:"):
             continue
         if not is_private_host(redis.host):
-            yield ctx.finding(
-                _key(env, "redis", "url"),
-                f"{env.name} reaches Redis at {redis.host} over the network without TLS",
-                [env.name],
-            )
+            message = f"{env.name} reaches Redis at {redis.host} over the network without TLS"
+            yield ctx.finding(_key(env, "redis", "url"), message, [env.name])

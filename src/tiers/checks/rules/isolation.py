@@ -6,7 +6,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 from tiers.checks.registry import Context, Finding, rule
-from tiers.config import Environment
+from tiers.config import Environment, host_of
+from tiers.config.model import redact
 from tiers.config.source import Key
 
 # A resource claim: what identifies the resource, how to say it, and where it is written.
@@ -55,7 +56,7 @@ def shared_database(ctx: Context) -> Iterator[Finding]:
             )
         ]
         if db.url:
-            out.append((f"url:{db.url}", db.url, _env(env, "database", "url")))
+            out.append((f"url:{db.url}", redact(db.url), _env(env, "database", "url")))
         return out
 
     return _shared(ctx, "the database", claims)
@@ -74,7 +75,7 @@ def shared_redis(ctx: Context) -> Iterator[Finding]:
             return []
         out: list[Claim] = []
         if redis.url:
-            out.append((f"url:{redis.url}", redis.url, _env(env, "redis", "url")))
+            out.append((f"url:{redis.url}", redact(redis.url), _env(env, "redis", "url")))
         if redis.name:
             out.append((f"{redis.provider}:{redis.name}", redis.name, _env(env, "redis", "name")))
         return out
@@ -96,13 +97,13 @@ def shared_bucket(ctx: Context) -> Iterator[Finding]:
         return [
             (
                 f"{provider}:{bucket}",
-                f"bucket {bucket} ({provider})",
+                f"{bucket} ({provider})",
                 _env(env, "storage", "buckets", role),
             )
             for role, bucket in env.storage.buckets.items()
         ]
 
-    return _shared(ctx, "the", claims)
+    return _shared(ctx, "the bucket", claims)
 
 
 @rule(
@@ -170,7 +171,7 @@ def shared_domain(ctx: Context) -> Iterator[Finding]:
             for field in ("url", "platform_url"):
                 url = getattr(b, field)
                 if url:
-                    host = url.split("://", 1)[1].split("/", 1)[0]
+                    host = host_of(url)
                     out.append((host, host, _env(env, service, field)))
         return out
 
