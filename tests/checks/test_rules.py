@@ -61,11 +61,20 @@ BREAKS: dict[str, list[tuple[str, str]]] = {
     "access-everyone": [('"email-domain:plyr.fm"]', '"everyone"]')],
     "access-login-only": [('"email-domain:plyr.fm"]', '"login:otp"]')],
     "access-unreachable-rule": [('"api-stg.plyr.fm/docs"', '"api.plyr.fm/docs"')],
-    "secrets-undeclared": [('secrets = "${environments.staging.backend.secrets}"', "secrets = []")],
+    "secrets-undeclared": [('secrets = "${environments.staging.backend.secrets}"', "")],
+    "secret-not-provided": [
+        ('token_secret = "LOGFIRE_WRITE_TOKEN" }', 'token_secret = "LOGFIRE_TOKEN" }')
+    ],
+    "secret-in-config": [
+        (
+            'name = "plyr-dev", url_secret = "DATABASE_URL" }',
+            'name = "plyr-dev", url = "postgresql://plyr:hunter2@localhost/plyr_dev" }',
+        )
+    ],
     "secrets-differ": [
         (
             'secrets = "${environments.staging.backend.secrets}"',
-            'secrets = ["DATABASE_URL", "OAUTH_ENCRYPTION_KEY", '
+            'secrets = ["DATABASE_URL", "LOGFIRE_WRITE_TOKEN", '
             '"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]',
         )
     ],
@@ -87,7 +96,93 @@ def test_every_rule_has_a_breaking_case() -> None:
 
 @pytest.mark.parametrize("rule", sorted(BREAKS))
 def test_breaking_one_rule_fires_that_rule_alone(rule: str, edit: Edit) -> None:
-    assert fired(edit(*BREAKS[rule])) == [rule]
+    findings = run(*load(edit(*BREAKS[rule])))
+    assert [f.rule for f in findings] == [rule]
+
+
+ONE_MISTAKE_ONE_FINDING = {
+    "allow everyone": (
+        [('"github-org:plyr-fm", "email-domain:plyr.fm"]', '"everyone"]')],
+        "access-everyone",
+    ),
+    "allow any pin": (
+        [('"github-org:plyr-fm", "email-domain:plyr.fm"]', '"login:otp"]')],
+        "access-login-only",
+    ),
+    "allow gmail": (
+        [('"github-org:plyr-fm", "email-domain:plyr.fm"]', '"email-domain:gmail.com"]')],
+        "access-login-only",
+    ),
+    "unprotect staging": ([("protect = true", "protect = false")], "staging-unprotected"),
+    "same redis twice": (BREAKS["shared-redis"], "shared-redis"),
+    "project on another domain": (
+        [('domain = "plyr.fm"', 'domain = "plyr.app"')],
+        "cookie-site-mismatch",
+    ),
+    "production before staging": (
+        [
+            ('trigger = { push = "main" }', 'trigger = { release = "github" }'),
+            (
+                'trigger = { release = "github" }\nnamespace = "fm.plyr"',
+                'trigger = { push = "main" }\nnamespace = "fm.plyr"',
+            ),
+        ],
+        "promotion-order",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ONE_MISTAKE_ONE_FINDING))
+def test_one_mistake_is_one_finding(case: str, edit: Edit) -> None:
+    pairs, rule = ONE_MISTAKE_ONE_FINDING[case]
+    findings = run(*load(edit(*pairs)))
+    assert [f.rule for f in findings] == [rule]
+
+
+# Text of the plyr example, spelt a little differently; none of it is a mistake.
+CLEAN_VARIANTS = {
+    "upper-case and default-port hosts": [
+        (
+            'api_url = "${environments.staging.backend.url}"',
+            'api_url = "https://API-STG.plyr.fm:443/v1"',
+        ),
+        (
+            'redirect_uri = "https://api-stg.plyr.fm/auth/callback"',
+            'redirect_uri = "https://Api-Stg.plyr.fm:443/auth/callback"',
+        ),
+    ],
+    "IPv6 loopback for development": [
+        ('url = "http://localhost:8001"', 'url = "http://[::1]:8001"'),
+        ('url = "http://localhost:5173"', 'url = "http://[::1]:5173"'),
+    ],
+    "Redis on a Unix socket": [('"redis://plyr-redis.internal:6379"', '"unix:///run/redis.sock"')],
+    "Redis on a private address": [
+        ('"redis://plyr-redis.internal:6379"', '"redis://10.0.0.7:6379"')
+    ],
+    "rediss on the internet": [
+        ('"redis://plyr-redis.internal:6379"', '"rediss://plyr-redis.upstash.io:6379"')
+    ],
+    "manual tier after production": [
+        (
+            "# " + "-" * 79 + " costs",
+            '[environments.demo]\ntrigger = "manual"\n\n[environments.demo.frontend]\n'
+            'platform = "cloudflare-pages"\nproject = "plyr-demo"\nbranch = "demo"\n'
+            'url = "https://demo.plyr.fm"\n',
+        ),
+    ],
+    "a worker that needs no secrets": [
+        (
+            "[environments.production.frontend]",
+            '[environments.production.transcoder]\nplatform = "fly"\napp = "plyr-transcoder"\n'
+            "secrets = []\n\n[environments.production.frontend]",
+        ),
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(CLEAN_VARIANTS))
+def test_equivalent_spellings_stay_clean(case: str, edit: Edit) -> None:
+    assert fired(edit(*CLEAN_VARIANTS[case])) == []
 
 
 def test_unprotected_staging_is_a_warning(plyr: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import cache
+from urllib.parse import urlsplit
 
 from tiers.config import Environment
 
@@ -22,8 +23,8 @@ def site(host: str) -> str:
     public suffix, so every user's pages are a site of their own); ``localhost:8001`` →
     ``localhost`` (cookies ignore ports).
     """
-    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    name = name.strip("[]").lower().rstrip(".")
+    name = urlsplit(f"//{host}").hostname or host
+    name = name.rstrip(".")
     if name == "localhost" or name.endswith(".localhost") or _is_ip(name):
         return "localhost" if "localhost" in name else name
     found = _psl().privatesuffix(name)  # type: ignore[attr-defined]

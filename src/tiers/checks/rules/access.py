@@ -10,9 +10,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tiers.checks.registry import Context, Finding, rule
+from tiers.checks.rules.promotion import preproduction
 from tiers.config import Environment
 
-IDENTITY_KINDS = ("email", "email-domain", "github-org", "github-user")
+PUBLIC_MAIL = frozenset(
+    (
+        "gmail.com",
+        "googlemail.com",
+        "outlook.com",
+        "hotmail.com",
+        "live.com",
+        "yahoo.com",
+        "icloud.com",
+        "me.com",
+        "proton.me",
+        "protonmail.com",
+        "aol.com",
+        "gmx.com",
+        "mail.com",
+    )
+)
+"""Anyone can get an address at these, so an email-domain rule on them lets anyone in."""
 _ANYONE = {
     "otp": "anyone with an email inbox",
     "github": "anyone with a GitHub account",
@@ -38,7 +56,8 @@ def _key(env: Environment, *rest: str | int) -> tuple[str | int, ...]:
 )
 def no_identity(ctx: Context) -> Iterator[Finding]:
     for env in _protected(ctx):
-        if not any(s.partition(":")[0] in IDENTITY_KINDS for s in env.access.allow):
+        # An allow list of only `everyone` or login methods is reported by those rules.
+        if not env.access.allow:
             yield ctx.finding(
                 _key(env, "allow"),
                 f"{env.name} is protected but its allow "
@@ -88,13 +107,15 @@ def everyone(ctx: Context) -> Iterator[Finding]:
 def login_only(ctx: Context) -> Iterator[Finding]:
     for env in _protected(ctx):
         for index, selector in enumerate(env.access.allow):
-            kind, _, method = selector.partition(":")
+            kind, _, arg = selector.partition(":")
             if kind == "login":
-                yield ctx.finding(
-                    _key(env, "allow", index),
-                    f"{env.name} allows {selector}: {_ANYONE[method]} gets in",
-                    [env.name],
-                )
+                who = _ANYONE[arg]
+            elif kind == "email-domain" and arg.lower() in PUBLIC_MAIL:
+                who = f"anyone with a free {arg} address"
+            else:
+                continue
+            message = f"{env.name} allows {selector}: {who} gets in"
+            yield ctx.finding(_key(env, "allow", index), message, [env.name])
 
 
 @rule(
@@ -105,14 +126,17 @@ def login_only(ctx: Context) -> Iterator[Finding]:
     "on a protected environment; the most specific pattern wins",
 )
 def unreachable(ctx: Context) -> Iterator[Finding]:
+    public = {env.name for env in preproduction(ctx) if not env.access.protect}
     for env in ctx.config.environments.values():
+        if env.name in public:
+            continue  # staging-unprotected says it: one mistake, one finding
         hosts = set(env.hosts)
         seen: set[str] = set()
         for index, pattern in enumerate(env.access.bypass):
             host = pattern.partition("/")[0]
             if not env.access.protect:
                 why = f"{env.name} is not protected, so there is nothing to bypass"
-            elif host not in hosts:
+            elif host and host not in hosts:
                 why = f"{host} is not a host of {env.name} ({', '.join(sorted(hosts)) or 'none'})"
             elif pattern in seen:
                 why = "the same pattern comes earlier and wins"
@@ -131,9 +155,8 @@ def unreachable(ctx: Context) -> Iterator[Finding]:
     "protect it: [environments.NAME.access] protect = true, with login and allow",
 )
 def unprotected(ctx: Context) -> Iterator[Finding]:
-    envs = list(ctx.config.environments.values())
-    for env in envs[:-1]:
-        if not env.local and not env.access.protect and env.services:
+    for env in preproduction(ctx):
+        if not env.access.protect and env.services:
             yield ctx.finding(
                 ("environments", env.name),
                 f"{env.name} is deployed but anyone can reach it",

@@ -84,15 +84,15 @@ def oauth_domain(ctx: Context) -> Iterator[Finding]:
 
 def _oauth_problem(ctx: Context, env: Environment, url: str) -> str | None:
     services = ctx.config.services
-    backends = {
-        b.host for s, b in env.services.items() if b.host and services[s].kind == "api"
-    }
+    backends = {b.host for s, b in env.services.items() if b.host and services[s].kind == "api"}
     platform = {host_of(b.platform_url) for b in env.services.values() if b.platform_url}
     host = host_of(url)
     if host in platform:
         return f"is on the platform host {host}, not a custom domain"
     if host not in backends:
-        return f"is on {host}, not on {env.name}'s backend ({', '.join(sorted(backends)) or 'none'})"
+        return (
+            f"is on {host}, not on {env.name}'s backend ({', '.join(sorted(backends)) or 'none'})"
+        )
     if not env.local and (site(host) == "localhost" or not url.startswith("https://")):
         return "is not https on a public domain"
     return None

@@ -21,10 +21,12 @@ def _shared(
     for name, env in ctx.config.environments.items():
         for identity, label, key in claims(env):
             owners[identity].append((name, label, key))
+    reported: set[tuple[str, ...]] = set()  # one finding per set of environments
     for users in owners.values():
         envs = list(dict.fromkeys(name for name, _, _ in users))
-        if len(envs) < 2:
+        if len(envs) < 2 or tuple(envs) in reported:
             continue
+        reported.add(tuple(envs))
         _, _, key = next(user for user in users if user[0] != envs[0])
         yield ctx.finding(key, f"{_and(envs)} share {what} {users[0][1]}", envs)
 

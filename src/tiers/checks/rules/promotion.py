@@ -7,8 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from tiers.checks.registry import Context, Finding, rule
-
-_RANK = {"local": 0, "push": 1, "manual": 2, "release": 2}
+from tiers.config import Environment
 
 
 @rule(
@@ -63,39 +62,42 @@ def shared_branch(ctx: Context) -> Iterator[Finding]:
     "release-triggered) and cut releases from the branch the tier before production runs",
 )
 def promotion_order(ctx: Context) -> Iterator[Finding]:
+    problem = _first_break(ctx)
+    if problem:
+        name, message, envs = problem
+        yield ctx.finding(("environments", name, "trigger"), message, envs)
+
+
+def _first_break(ctx: Context) -> tuple[str, str, list[str]] | None:
+    """The first place the path breaks; one mistake in the order is one finding."""
     envs = list(ctx.config.environments.values())
-    release = ctx.config.project.release
+    branch = ctx.config.project.release.branch
     for before, env in itertools.pairwise(envs):
-        key = ("environments", env.name, "trigger")
-        if _RANK[env.trigger.kind] < _RANK[before.trigger.kind]:
-            yield ctx.finding(
-                key,
+        if env.trigger.rank < before.trigger.rank:
+            message = (
                 f"{env.name} ({env.trigger.describe()}) comes after "
-                f"{before.name} ({before.trigger.describe()}) but would feed it",
-                [before.name, env.name],
+                f"{before.name} ({before.trigger.describe()}) but would feed it"
             )
-        elif (
-            env.trigger.kind == "release"
-            and before.trigger.kind == "push"
-            and before.trigger.branch != release.branch
-        ):
-            yield ctx.finding(
-                key,
-                f"{env.name} is released from {release.branch}, but "
-                f"{before.name} runs {before.trigger.branch}: production would "
-                "ship what staging never ran",
-                [before.name, env.name],
+            return env.name, message, [before.name, env.name]
+        fed = env.trigger.kind == "release" and before.trigger.kind == "push"
+        if fed and before.trigger.branch != branch:
+            message = (
+                f"{env.name} is released from {branch}, but {before.name} runs "
+                f"{before.trigger.branch}: production would ship what staging never ran"
             )
-    first_release = next((e for e in envs if e.trigger.kind == "release"), None)
-    if first_release and not any(
-        e.trigger.kind == "push" for e in envs[: envs.index(first_release)]
-    ):
-        yield ctx.finding(
-            ("environments", first_release.name, "trigger"),
-            f"{first_release.name} is released but no push-triggered tier comes "
-            "before it to run the release first",
-            [first_release.name],
-        )
+            return env.name, message, [before.name, env.name]
+    first = next((e for e in envs if e.trigger.kind == "release"), None)
+    if first and not any(e.trigger.kind == "push" for e in envs[: envs.index(first)]):
+        message = f"{first.name} is released but no push-triggered tier runs the release first"
+        return first.name, message, [first.name]
+    return None
+
+
+def preproduction(ctx: Context) -> list[Environment]:
+    """Deployed tiers that come before production (the first release-triggered tier)."""
+    envs = list(ctx.config.environments.values())
+    last = next((i for i, e in enumerate(envs) if e.trigger.kind == "release"), len(envs) - 1)
+    return [e for e in envs[:last] if not e.local]
 
 
 @rule(
@@ -106,14 +108,22 @@ def promotion_order(ctx: Context) -> Iterator[Finding]:
     'release_command = "uv run alembic upgrade head"',
 )
 def migrations(ctx: Context) -> Iterator[Finding]:
-    for name, env in ctx.config.environments.items():
-        if env.database is None:
-            continue
-        bound = [ctx.config.services[s] for s in env.services if s in ctx.config.services]
-        if not any(s.release_command for s in bound if s.kind != "frontend"):
-            yield ctx.finding(
-                ("environments", name, "database"),
-                f"{name} has database "
-                f"{env.database.name} but none of its services has a release_command",
-                [name],
-            )
+    services = ctx.config.services
+    missing = [
+        env.name
+        for env in ctx.config.environments.values()
+        if env.database is not None
+        and not any(
+            services[s].release_command for s in env.services if services[s].kind != "frontend"
+        )
+    ]
+    if missing:
+        owner = next((n for n, s in services.items() if s.kind == "api"), None)
+        key = ("services", owner) if owner else ("environments", missing[0], "database")
+        verb = "has a database" if len(missing) == 1 else "have databases"
+        message = f"{_and(missing)} {verb} but no service there has a release_command"
+        yield ctx.finding(key, message, missing)
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]

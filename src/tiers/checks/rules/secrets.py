@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tiers.checks.registry import Context, Finding, rule
+from tiers.config import Environment
+from tiers.config.model import redact
+from tiers.config.source import Key
+
+SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
 
 
 def _needs_secrets(ctx: Context, service: str) -> bool:
@@ -16,14 +21,15 @@ def _needs_secrets(ctx: Context, service: str) -> bool:
     "secrets-undeclared",
     "error",
     "A deployed environment declares no secrets",
-    'list the names of the secrets the service needs: secrets = ["DATABASE_URL", ...]',
+    'list the names of the secrets the service needs: secrets = ["DATABASE_URL", ...], '
+    "or secrets = [] when it needs none",
 )
 def undeclared(ctx: Context) -> Iterator[Finding]:
     for name, env in ctx.config.environments.items():
         if env.local:
             continue
         for service, binding in env.services.items():
-            if _needs_secrets(ctx, service) and not binding.secrets:
+            if _needs_secrets(ctx, service) and binding.secrets is None:
                 yield ctx.finding(
                     ("environments", name, service), f"{name} {service} declares no secrets", [name]
                 )
@@ -42,7 +48,7 @@ def differ(ctx: Context) -> Iterator[Finding]:
         lists = {
             e.name: set(e.services[service].secrets)
             for e in deployed
-            if service in e.services and e.services[service].secrets
+            if service in e.services and e.services[service].secrets is not None
         }
         wanted = set().union(*lists.values()) if lists else set()
         for name, have in lists.items():
@@ -54,3 +60,59 @@ def differ(ctx: Context) -> Iterator[Finding]:
                     f"{missing} in {', '.join(others)} but {name} does not declare it",
                     [name, *others],
                 )
+
+
+def _resource_secrets(env: Environment) -> list[tuple[str, Key]]:
+    """Secrets the environment's resources are read from, and where each is named."""
+    key: Key = ("environments", env.name)
+    found: list[tuple[str, Key]] = []
+    if env.database and env.database.url_secret:
+        found.append((env.database.url_secret, (*key, "database", "url_secret")))
+    if env.redis and env.redis.url_secret:
+        found.append((env.redis.url_secret, (*key, "redis", "url_secret")))
+    if env.observability and env.observability.token_secret:
+        found.append((env.observability.token_secret, (*key, "observability", "token_secret")))
+    if env.storage:
+        for i, name in enumerate(env.storage.credentials):
+            found.append((name, (*key, "storage", "credentials", i)))
+    return found
+
+
+@rule(
+    "secret-not-provided",
+    "error",
+    "A resource is read from a secret no service of the environment declares",
+    "add the secret's name to the secrets of the service that connects to the resource",
+)
+def not_provided(ctx: Context) -> Iterator[Finding]:
+    for env in ctx.config.environments.values():
+        declared = [b.secrets for b in env.services.values() if b.secrets is not None]
+        if env.local or not declared:
+            continue  # a local tier reads .env; undeclared lists are reported on their own
+        have = set().union(*declared)
+        for name, key in _resource_secrets(env):
+            if name not in have:
+                message = f"{env.name} reads {key[2]} from {name}, which no service there declares"
+                yield ctx.finding(key, message, [env.name])
+
+
+@rule(
+    "secret-in-config",
+    "error",
+    "A secret value is written in tiers.toml",
+    "move the value to the platform's secret store and name it in secrets (or use "
+    "url_secret); tiers.toml is committed and shown in documents",
+)
+def in_config(ctx: Context) -> Iterator[Finding]:
+    for env in ctx.config.environments.values():
+        key: Key = ("environments", env.name)
+        for what in ("database", "redis"):
+            resource = getattr(env, what)
+            if resource is not None and resource.url and redact(resource.url) != resource.url:
+                message = f"{env.name} {what}.url has a password in it"
+                yield ctx.finding((*key, what, "url"), message, [env.name])
+        for service, binding in env.services.items():
+            for name in binding.env:
+                if any(word in name.split("_") for word in SECRET_WORDS):
+                    message = f"{env.name} {service} env {name} looks like a secret"
+                    yield ctx.finding((*key, service, "env", name), message, [env.name])
