@@ -194,3 +194,86 @@ def test_the_default_template_is_valid_and_clean(tmp_path: Path) -> None:
     check = tiers("check")
     assert check.returncode == 0, check.stdout + check.stderr
     assert "no findings" in check.stdout
+
+
+def test_every_broken_reference_is_reported(edit: Edit) -> None:
+    path = edit(
+        ("--port $PORT", "--port ${PORT}"), ('namespace = "fm.plyr.dev"', 'namespace = "${x.y}"')
+    )
+    message = error_of(path)
+    assert "services.backend.processes.app: ${PORT} refers to nothing" in message
+    assert "environments.development.namespace: ${x.y} refers to nothing" in message
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'vm = { size = "shared-cpu-1x", memory = "256mb" }',
+            'vm = "big"',
+            "environments.staging.backend.vm: expected a table, like { key = value }, not a string",
+        ),
+        (
+            "cookie_auth = true",
+            'cookie_auth = true\nname = "x"',
+            "environments.development.name: an environment is named by its table",
+        ),
+        ("[costs]\n", "[costs]\nb = [5]\n", "costs.b: "),
+        (
+            "[services.backend]",
+            "[servics.backend]",
+            "servics: unknown key 'servics'; did you mean 'services'?",
+        ),
+        (
+            'trigger = "local"',
+            'trigger = "lcoal"',
+            "environments.development.trigger: did you mean 'local'?",
+        ),
+    ],
+)
+def test_messages_speak_toml_not_python(edit: Edit, old: str, new: str, expected: str) -> None:
+    message = error_of(edit((old, new)))
+    assert expected in message
+    assert "Input should be" not in message or "costs" in expected
+    assert "instance of" not in message
+
+
+def test_a_binding_for_an_undeclared_service_says_to_declare_it(tmp_path: Path) -> None:
+    path = tmp_path / "tiers.toml"
+    path.write_text(
+        '[project]\nname = "x"\n\n[environments.staging]\ntrigger = "manual"\n\n'
+        '[environments.staging.api]\nplatform = "fly"\n'
+    )
+    assert "declare it first as [services.api]" in error_of(path)
+    assert f"{path}:7:1 environments.staging.api:" in error_of(path)
+
+
+def test_a_missing_key_points_into_the_table_that_lacks_it(tmp_path: Path) -> None:
+    path = tmp_path / "tiers.toml"
+    path.write_text(
+        '# a comment\n[project]\nname = "x"\n\n[environments.staging.backend]\nplatform = "fly"\n'
+    )
+    assert f"{path}:5:1 environments.staging.trigger: required key is missing" in error_of(path)
+
+
+def test_syntax_error_at_the_end_of_the_file_points_there(plyr: Path) -> None:
+    text = plyr.read_text() + "\nbroken = "
+    plyr.write_text(text)
+    lines = text.split("\n")
+    assert f"tiers.toml:{len(lines)}:{len(lines[-1]) + 1} invalid TOML" in error_of(plyr)
+
+
+def test_columns_count_characters_not_bytes(edit: Edit) -> None:
+    path = edit(('name = "plyr-dev", url_secret', 'name = "日本語", url = 3, url_secret'))
+    line = next(t for t in path.read_text().splitlines() if "日本語" in t)
+    column = line.index("url = 3") + 1
+    assert f":{column} environments.development.database.url: expected a string" in error_of(path)
+
+
+def test_a_byte_order_mark_is_fine(plyr: Path) -> None:
+    plyr.write_bytes(b"\xef\xbb\xbf" + plyr.read_bytes())
+    assert load(plyr).config.project.name == "plyr"
+
+
+def test_a_directory_is_not_a_config(tmp_path: Path) -> None:
+    assert "is a directory, not a file" in error_of(tmp_path)

@@ -30,7 +30,11 @@ def load(path: Path | str = DEFAULT_FILE) -> Loaded:
     try:
         config = Config.model_validate(shaped)
     except ValidationError as exc:
-        raise ConfigError([_explain(error, source, services) for error in exc.errors()]) from None
+        found: dict[str, Problem] = {}
+        for error in exc.errors():
+            problem = _explain(error, shaped, source, services)
+            found.setdefault(problem.key, problem)  # a union reports once per branch
+        raise ConfigError(sorted(found.values(), key=lambda p: (p.line, p.column))) from None
     return Loaded(config, source)
 
 
@@ -49,39 +53,66 @@ def _shape(data: dict[str, Any], services: set[str], src: Source, out: list[Prob
     environments = data.get("environments")
     if not isinstance(environments, dict):
         return data
+    for service in sorted(services & set(Environment.model_fields)):
+        message = f"a service may not be named {service!r}: that is an environment key"
+        out.append(src.problem(("services", service), message))
     shaped: dict[str, Any] = {}
     for name, env in environments.items():
         if not isinstance(env, dict):
             shaped[name] = env
             continue
-        if "services" in env:
-            key: Key = ("environments", name, "services")
-            message = "put each service's binding in its own table, like [environments.X.backend]"
-            out.append(src.problem(key, message))
-        clash = services & set(Environment.model_fields)
-        for service in sorted(clash):
-            message = f"a service may not be named {service!r}: that is an environment key"
-            out.append(src.problem(("services", service), message))
+        for reserved, why in _RESERVED.items():
+            if reserved in env:
+                out.append(src.problem(("environments", name, reserved), why))
         own = {k: v for k, v in env.items() if k not in services}
         bound = {k: v for k, v in env.items() if k in services}
         shaped[name] = {"name": name, **own, "services": bound}
     return {**data, "environments": shaped}
 
 
-def _source_key(loc: tuple[int | str, ...]) -> Key:
-    if len(loc) > 3 and loc[0] == "environments" and loc[2] == "services":
-        return (*loc[:2], *loc[3:])
-    return tuple(part for part in loc if not (isinstance(part, str) and "[" in part))
+_RESERVED = {
+    "name": "an environment is named by its table, [environments.NAME]; remove this key",
+    "services": "put each service's binding in its own table, like [environments.X.backend]",
+}
+_EXPECTED = {
+    "model_type": "expected a table, like { key = value }",
+    "model_attributes_type": "expected a table, like { key = value }",
+    "dict_type": "expected a table, like { key = value }",
+    "list_type": "expected a list, like [ ... ]",
+    "tuple_type": "expected a list, like [ ... ]",
+    "string_type": "expected a string (in quotes)",
+}
 
 
-def _explain(error: Any, source: Source, services: set[str]) -> Problem:
-    key = _source_key(error["loc"])
+def _source_key(loc: tuple[int | str, ...], data: Any) -> Key:
+    """The key path as written: validator tags dropped, service bindings back in place."""
+    key: list[str | int] = []
+    node = data
+    for index, part in enumerate(loc):
+        in_table = isinstance(node, dict) and part in node
+        if in_table or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            node = node[part]
+        elif index < len(loc) - 1 or not isinstance(node, dict):
+            break  # a union branch or validator name, not a key in the file
+        key.append(part)
+    if len(key) > 3 and key[0] == "environments" and key[2] == "services":
+        del key[2]
+    return tuple(key)
+
+
+def _explain(error: Any, data: Any, source: Source, services: set[str]) -> Problem:
+    key = _source_key(error["loc"], data)
     kind = error["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(error["loc"][:-1], services)
-        return source.problem(key, _unknown(str(key[-1]), allowed))
+        message = _unknown(str(key[-1]), allowed)
+        if len(key) == 3 and key[0] == "environments" and isinstance(error["input"], dict):
+            message += f"; to bind a service here, declare it first as [services.{key[-1]}]"
+        return source.problem(key, message)
     if kind == "missing":
         return source.problem(key, "required key is missing")
+    if kind in _EXPECTED:
+        return source.problem(key, f"{_EXPECTED[kind]}, not {_toml_type(error['input'])}")
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
@@ -113,10 +144,15 @@ def _allowed_keys(loc: tuple[int | str, ...], services: set[str]) -> list[str]:
     model = _model_of(annotation)
     if model is None:
         return []
-    names = [n for n in model.model_fields if n not in ("name", "services")]
     if model is Environment:
-        names += sorted(services)
-    return names
+        return [n for n in model.model_fields if n not in _RESERVED] + sorted(services)
+    return list(model.model_fields)
+
+
+def _toml_type(value: Any) -> str:
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    kinds |= {list: "a list", dict: "a table"}
+    return next((name for kind, name in kinds.items() if isinstance(value, kind)), "that")
 
 
 def _step(annotation: Any, part: int | str) -> Any:

@@ -49,7 +49,9 @@ class Model(BaseModel):
 
 def _slug(value: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
-        raise ValueError("use lower-case letters, digits, '-' and '_', starting with a letter or digit")
+        raise ValueError(
+            "use lower-case letters, digits, '-' and '_', starting with a letter or digit"
+        )
     return value
 
 
@@ -333,7 +335,9 @@ class Redis(Model):
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"{redact(value)!r} is not a Redis URL (redis://, rediss:// or unix://)")
+            raise ValueError(
+                f"{redact(value)!r} is not a Redis URL (redis://, rediss:// or unix://)"
+            )
         user, at, host = parts.netloc.rpartition("@")
         return urlunsplit(parts._replace(netloc=f"{user}{at}{host.lower()}"))
 

@@ -40,6 +40,11 @@ class _Resolver:
         self.done: dict[Key, Any] = {}
 
     def walk(self, value: Any, key: Key, problems: list[Problem]) -> Any:
+        """Resolve every value, collecting one problem per broken string."""
+        if isinstance(value, dict):
+            return {k: self.walk(v, (*key, k), problems) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.walk(v, (*key, i), problems) for i, v in enumerate(value)]
         try:
             return self.value(value, key, ())
         except _Unresolvable as exc:

@@ -170,7 +170,7 @@ def secret_sets(config: Config) -> list[SecretSet]:
     ['DATABASE_URL', 'OAUTH_ENCRYPTION_KEY']
     """
     return [
-        SecretSet(env.name, name, list(binding.secrets), secrets_command(binding.platform))
+        SecretSet(env.name, name, list(binding.secrets or []), secrets_command(binding.platform))
         for env in config.environments.values()
         for name, binding in env.services.items()
         if binding.secrets

@@ -169,6 +169,8 @@ def release(config: Config) -> Release:
     settings = config.project.release
     example = settings.tag_prefix + _EXAMPLE_TIME.strftime(settings.version)
     version = settings.tag_prefix + settings.version
-    sources = {e.trigger.source for e in config.environments.values() if e.trigger.kind == "release"}
+    sources = {
+        e.trigger.source for e in config.environments.values() if e.trigger.kind == "release"
+    }
     via = "github" if "github" in sources else "tag"
     return Release(settings.branch, version, example, settings.remote, via)

@@ -6,17 +6,15 @@ An importer maps what it understands and must say what it left behind; reading t
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tiers.config.source import explain_decode_error
 from tiers.errors import ImportFailed
 
 KeyPath = tuple[str | int, ...]
-
-_POSITION = re.compile(r" \(at line (\d+), column (\d+)\)$")
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -30,13 +28,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        # tomllib ends its message with "(at line 3, column 7)" or "(at end of document)".
-        message = str(exc)
-        found = _POSITION.search(message)
-        line, column = (
-            (found.group(1), found.group(2)) if found else (str(text.count("\n") + 1), "1")
-        )
-        reason = message.split(" (at ", maxsplit=1)[0]
+        line, column, reason = explain_decode_error(exc, text)
         raise ImportFailed(f"{path}:{line}:{column} invalid TOML: {reason}") from None
 
 

@@ -45,11 +45,8 @@ def undeclared(ctx: Context) -> Iterator[Finding]:
 def differ(ctx: Context) -> Iterator[Finding]:
     deployed = [env for env in ctx.config.environments.values() if not env.local]
     for service in ctx.config.services:
-        lists = {
-            e.name: set(e.services[service].secrets)
-            for e in deployed
-            if service in e.services and e.services[service].secrets is not None
-        }
+        bindings = {e.name: e.services.get(service) for e in deployed}
+        lists = {n: set(b.secrets) for n, b in bindings.items() if b and b.secrets is not None}
         wanted = set().union(*lists.values()) if lists else set()
         for name, have in lists.items():
             for missing in sorted(wanted - have):
