@@ -32,7 +32,9 @@ def test_a_finding_exits_1_with_location_message_and_fix(edit: Edit) -> None:
     assert "1 finding (1 error)" in result.stdout
 
 
-@pytest.mark.parametrize(("fail_on", "code"), [("warning", 1), ("error", 0), ("never", 0)])
+@pytest.mark.parametrize(
+    ("fail_on", "code"), [("info", 1), ("warning", 1), ("error", 0), ("never", 0)]
+)
 def test_fail_on_sets_the_threshold(edit: Edit, fail_on: str, code: int) -> None:
     edit(*BREAKS["access-unreachable-rule"])  # a warning
     assert tiers("check", "--fail-on", fail_on).returncode == code
@@ -43,7 +45,9 @@ def test_ignore_skips_a_rule_and_refuses_unknown_ids(edit: Edit) -> None:
     assert tiers("check", "--ignore", "shared-bucket").returncode == 0
     result = tiers("check", "--ignore", "shared-buckets")
     assert result.returncode == 2
-    assert "--ignore shared-buckets: no such rule" in result.stderr
+    assert "--ignore shared-buckets: no rule 'shared-buckets'; did you mean 'shared-bucket'?" in (
+        result.stderr
+    )
 
 
 def test_json_has_stable_keys(edit: Edit) -> None:
@@ -65,7 +69,7 @@ def test_json_has_stable_keys(edit: Edit) -> None:
     assert finding["rule"] == "redis-without-tls"
     assert finding["environments"] == ["production"]
     assert finding["key"] == "environments.production.redis.url"
-    assert report["summary"] == {"error": 1}
+    assert report["summary"] == {"error": 1, "warning": 0, "info": 0}
 
 
 def test_sarif_is_a_code_scanning_report(edit: Edit) -> None:
@@ -105,9 +109,11 @@ def test_a_project_can_ignore_a_rule_in_tiers_toml(plyr: Path) -> None:
 
     text = STAGING_ACCESS.sub("", plyr.read_text(), count=1)
     plyr.write_text(text)
-    assert tiers("check").returncode == 1
+    assert tiers("check", "--fail-on", "warning").returncode == 1
     plyr.write_text(text + '\n[checks]\nignore = ["staging-unprotected"]\n')
-    assert tiers("check").returncode == 0
+    result = tiers("check", "--fail-on", "warning")
+    assert result.returncode == 0
+    assert "no findings" in result.stdout
     plyr.write_text(text + '\n[checks]\nignore = ["staging-unprotectd"]\n')
     result = tiers("check")
     assert result.returncode == 2
@@ -115,3 +121,30 @@ def test_a_project_can_ignore_a_rule_in_tiers_toml(plyr: Path) -> None:
         "checks.ignore[0]: no rule 'staging-unprotectd'; did you mean 'staging-unprotected'?"
         in result.stderr
     )
+
+
+def test_warnings_are_shown_but_only_errors_fail_by_default(edit: Edit) -> None:
+    edit(*BREAKS["access-unreachable-rule"])
+    result = tiers("check")
+    assert result.returncode == 0
+    assert "warning [access-unreachable-rule]" in result.stdout
+
+
+def test_json_flag_is_the_json_format(edit: Edit) -> None:
+    edit(*BREAKS["shared-bucket"])
+    result = tiers("check", "--json")
+    assert json.loads(result.stdout)["findings"][0]["rule"] == "shared-bucket"
+
+
+def test_secrets_in_urls_never_reach_any_output(edit: Edit) -> None:
+    staging = '"redis://default:hunter2@plyr-redis-stg.internal:6379"'
+    edit(
+        ('"redis://plyr-redis-stg.internal:6379"', staging),
+        ('"redis://plyr-redis.internal:6379"', staging),
+    )
+    outputs = [tiers("check", "--format", f) for f in ("text", "json", "sarif")]
+    outputs += [tiers("docs"), tiers("ls", "--json")]
+    assert "shared-redis" in outputs[0].stdout
+    assert "secret-in-config" in outputs[0].stdout
+    for result in outputs:
+        assert "hunter2" not in result.stdout + result.stderr

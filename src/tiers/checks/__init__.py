@@ -7,9 +7,19 @@
 """
 
 from tiers.checks import rules as _rules  # registers the built-in rules
-from tiers.checks.registry import RULES, SEVERITIES, Finding, Rule, Severity, run
+from tiers.checks.registry import RULES, SEVERITIES, Finding, Rule, Severity, failing, run
 from tiers.checks.sites import cookie_scope, site
 
 del _rules
 
-__all__ = ["RULES", "SEVERITIES", "Finding", "Rule", "Severity", "cookie_scope", "run", "site"]
+__all__ = [
+    "RULES",
+    "SEVERITIES",
+    "Finding",
+    "Rule",
+    "Severity",
+    "cookie_scope",
+    "failing",
+    "run",
+    "site",
+]

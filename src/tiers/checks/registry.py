@@ -19,7 +19,7 @@ from typing import Literal
 
 from tiers.config import Config, Source
 from tiers.config.source import Key, dotted
-from tiers.errors import ConfigError
+from tiers.errors import ConfigError, UsageError
 
 Severity = Literal["error", "warning", "info"]
 SEVERITIES: tuple[Severity, ...] = ("info", "warning", "error")
@@ -44,10 +44,9 @@ class Context:
 
     config: Config
     source: Source
-    rule: Rule | None = None
+    rule: Rule
 
     def finding(self, key: Key, message: str, environments: Iterable[str] = ()) -> Finding:
-        assert self.rule is not None
         line, column = self.source.locate(key)
         return Finding(
             rule=self.rule.id,
@@ -92,16 +91,31 @@ def rule(id: str, severity: Severity, title: str, hint: str) -> Callable[[Check]
 
 
 def run(config: Config, source: Source, ignore: Iterable[str] = ()) -> list[Finding]:
-    """Every finding of every rule not ignored here or in tiers.toml, in file order."""
+    """Every finding of every rule not ignored (here or in tiers.toml), in file order."""
     for index, name in enumerate(config.checks.ignore):
         if name not in RULES:
-            key = ("checks", "ignore", index)
-            close = difflib.get_close_matches(name, list(RULES), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "see tiers check --list-rules"
-            raise ConfigError([source.problem(key, f"no rule {name!r}; {hint}")])
+            problem = source.problem(("checks", "ignore", index), _no_rule(name))
+            raise ConfigError([problem])
+    for name in ignore:
+        if name not in RULES:
+            raise UsageError(f"--ignore {name}: {_no_rule(name)}")
     ignored = set(ignore) | set(config.checks.ignore)
-    findings: list[Finding] = []
-    for item in RULES.values():
-        if item.id not in ignored:
-            findings.extend(item.check(Context(config, source, item)))
+    findings = [
+        finding
+        for item in RULES.values()
+        if item.id not in ignored
+        for finding in item.check(Context(config, source, item))
+    ]
     return sorted(findings, key=lambda f: (f.line, f.column, f.rule))
+
+
+def failing(findings: Iterable[Finding], level: Severity) -> bool:
+    """Whether any finding is at or above ``level``."""
+    threshold = SEVERITIES.index(level)
+    return any(SEVERITIES.index(f.severity) >= threshold for f in findings)
+
+
+def _no_rule(name: str) -> str:
+    close = difflib.get_close_matches(name, list(RULES), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else "see tiers check --list-rules"
+    return f"no rule {name!r}; {hint}"

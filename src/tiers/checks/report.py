@@ -39,14 +39,14 @@ def as_text(findings: list[Finding], config: Config) -> str:
     for f in findings:
         lines.append(f"{f.file}:{f.line}:{f.column} {f.severity} [{f.rule}] {f.message}")
         lines.append(f"    fix: {f.hint}")
-    lines.append(
-        "cookie scopes: "
-        + ", ".join(
-            f"{name} {scope or 'none (hosts on several sites)'}"
-            for name, scope in scopes(config).items()
+    found = scopes(config)
+    if found:
+        shown = (
+            f"{name} {scope or 'none (hosts on several sites)'}" for name, scope in found.items()
         )
-    )
-    lines.append(f"{summary(findings)} in {len(config.environments)} environments")
+        lines.append("cookie scopes: " + ", ".join(shown))
+    count = len(config.environments)
+    lines.append(f"{summary(findings)} in {count} environment{'s' if count != 1 else ''}")
     return "\n".join(lines)
 
 
@@ -55,7 +55,9 @@ def as_json(findings: list[Finding], config: Config) -> str:
         {
             "findings": [_finding_dict(f) for f in findings],
             "cookie_scopes": scopes(config),
-            "summary": dict(Counter(f.severity for f in findings)),
+            "summary": {
+                s: sum(f.severity == s for f in findings) for s in ("error", "warning", "info")
+            },
         },
         indent=2,
     )

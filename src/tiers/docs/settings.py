@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tiers.config import Binding, Config, Environment, Service
+from tiers.config.model import redact
 from tiers.docs.labels import noun, provider, secrets_command
 
 
@@ -145,7 +146,7 @@ def _value(env: Environment, binding: Binding, fact: str) -> Value | None:
         if source is None:
             return None
         if source.url:
-            return Value(env.name, source.url, secret=False)
+            return Value(env.name, redact(source.url), secret=False)
         return Value(env.name, source.url_secret or "", secret=True)
     plain = _PLAIN[fact](env, binding) if fact in _PLAIN else None
     return Value(env.name, plain, secret=False) if plain else None
