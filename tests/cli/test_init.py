@@ -32,3 +32,14 @@ def test_init_unknown_example_names_the_known_ones(tmp_path: Path) -> None:
 def test_init_leaves_no_temporary_files(tmp_path: Path) -> None:
     tiers("init", "-c", "deploy/tiers.toml")
     assert sorted(p.name for p in (tmp_path / "deploy").iterdir()) == ["tiers.toml"]
+
+
+def test_an_unwritable_target_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    result = tiers("init", "-c", "taken", "--force")
+    assert result.returncode == 2
+    assert result.stderr == "error: cannot write taken: it is a directory\n"
+    tiers("init")
+    result = tiers("docs", "-o", "taken")
+    assert result.returncode == 2
+    assert "cannot write taken: it is a directory" in result.stderr
