@@ -19,8 +19,19 @@ from tiers.errors import UsageError
 from tiers.importers.draft import Imported, Table, render, verify
 from tiers.importers.reader import KeyPath, Tracked, read_toml
 
-_ROLES = {"stg": "staging", "stage": "staging", "prod": "production", "prd": "production"}
-_APP_SUFFIXES = (("-staging", "staging"), ("-stg", "staging"), ("-prod", "production"))
+_ROLES = {
+    "stg": "staging",
+    "stage": "staging",
+    "prod": "production",
+    "prd": "production",
+    "dev": "development",
+}
+_APP_SUFFIXES = (
+    ("-staging", "staging"),
+    ("-stg", "staging"),
+    ("-prod", "production"),
+    ("-dev", "development"),
+)
 _RANK = {"development": 0, "staging": 1, "production": 3}  # any other name ranks 2
 _FILE = re.compile(r"fly[._-](.+)\.toml")
 _OBSERVABILITY = {"LOGFIRE_ENVIRONMENT": "logfire", "SENTRY_ENVIRONMENT": "sentry"}
