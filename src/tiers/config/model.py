@@ -247,7 +247,7 @@ class Trigger(Model):
 
     @property
     def rank(self) -> int:
-        """Place on the promotion path: local, then push, then manual or release."""
+        """Place on the promotion path: local, then push, then release (manual: anywhere)."""
         return {"local": 0, "push": 1, "manual": 2, "release": 2}[self.kind]
 
     def describe(self) -> str:
