@@ -28,6 +28,9 @@ BREAKS: dict[str, list[tuple[str, str]]] = {
             'platform_url = "https://relay-api-staging.fly.dev"',
         )
     ],
+    "shared-cookie-scope": [
+        ('cookie_name = "plyr_session"\n', 'cookie_name = "plyr_session_stg"\n')
+    ],
     "shared-observability": [('environment = "production"', 'environment = "staging"')],
     "shared-oauth-client": [
         (

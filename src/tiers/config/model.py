@@ -440,6 +440,8 @@ class Environment(Model):
     oauth: OAuth | None = None
     cookie_auth: bool = False
     """The app authenticates with cookies, so its frontend and backend must share a site."""
+    cookie_name: str | None = None
+    """The session cookie's name; tiers on one site need names of their own."""
     observability: Observability | None = None
     access: Access = Access()
 

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 from tiers.checks.registry import Context, Finding, rule
+from tiers.checks.sites import cookie_scope
 from tiers.config import Environment, host_of
 from tiers.config.model import redact
 from tiers.config.source import Key
@@ -212,3 +213,22 @@ def shared_observability(ctx: Context) -> Iterator[Finding]:
         return [(f"{obs.provider}:{obs.environment}", label, _env(env, "observability"))]
 
     return _shared(ctx, "the observability environment", claims)
+
+
+@rule(
+    "shared-cookie-scope",
+    "error",
+    "Two environments' session cookies reach each other",
+    'give each environment its own session cookie name (cookie_name = "plyr_session_stg") '
+    "or its own registrable domain; a staging session must never be sent to production",
+)
+def shared_cookie(ctx: Context) -> Iterator[Finding]:
+    def claims(env: Environment) -> list[Claim]:
+        scope = cookie_scope(env)
+        if not env.cookie_auth or scope is None:
+            return []
+        name = env.cookie_name or "(unnamed)"
+        where = ("environments", env.name, "cookie_name" if env.cookie_name else "cookie_auth")
+        return [(f"{scope}:{name}", f"{scope} with cookie name {name}", where)]
+
+    return _shared(ctx, "the cookie scope", claims)
