@@ -1,0 +1,9 @@
+"""The ASGI app of the ``app`` process: ``uvicorn plyr_backend.main:app --port $PORT``."""
+
+from plyr_backend import logs
+from plyr_backend.api import create_app
+from plyr_backend.settings import load
+
+settings = load()
+logs.configure(settings, "app")
+app = create_app(settings)
