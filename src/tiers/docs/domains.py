@@ -28,6 +28,7 @@ class CookieSite:
     local: bool
     hosts: list[Host]
     scope: str | None
+    cookie: str | None = None
 
 
 def hosts(config: Config, env: Environment) -> list[Host]:
@@ -53,7 +54,7 @@ def cookie_sites(config: Config) -> list[CookieSite]:
     'Domain=.plyr.fm'
     """
     return [
-        CookieSite(env.name, env.local, hosts(config, env), cookie_scope(env))
+        CookieSite(env.name, env.local, hosts(config, env), cookie_scope(env), env.cookie_name)
         for env in config.environments.values()
         if env.cookie_auth
     ]
