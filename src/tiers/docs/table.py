@@ -140,7 +140,7 @@ def markdown(config: Config) -> str:
 
 
 def _line(cells: Iterable[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
 def as_json(config: Config) -> list[dict[str, Any]]:
