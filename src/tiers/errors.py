@@ -7,6 +7,8 @@
      │    ├── ConfigError       tiers.toml is missing, malformed or invalid (file:line:col)
      │    └── ImportFailed      a platform file given to `tiers import` cannot be read
      └── OperationError         an operation ran and failed, or found problems: exit 1
+          └── PlatformError     a platform's component (redis-server, PostgreSQL, Caddy, a
+                                process) is missing, will not start or does not answer
 
 Errors from libraries and subprocesses are translated into this tree where they enter
 our code, so the command line turns them into one clear line and an exit code in one
@@ -21,6 +23,7 @@ __all__ = [
     "ConfigError",
     "ImportFailed",
     "OperationError",
+    "PlatformError",
     "Problem",
     "TiersError",
     "UsageError",
@@ -43,6 +46,10 @@ class OperationError(TiersError):
 
 class ImportFailed(UsageError):
     pass
+
+
+class PlatformError(OperationError):
+    """A component could not be found, started or reached; the message says which and why."""
 
 
 @dataclass(frozen=True)
