@@ -40,7 +40,8 @@ FACTS = (
     "oauth_redirect_uri",
     "observability_environment",
 )
-"""Facts of an environment that a service reads from an environment variable."""
+"""Facts of an environment that a service reads from an environment variable; also
+``bucket_ROLE``, the location of the bucket with that role."""
 
 
 class Model(BaseModel):
@@ -105,7 +106,16 @@ def _platform(value: str) -> str:
     return value
 
 
+def _fact(value: str) -> str:
+    if value in FACTS or re.fullmatch(r"bucket_[a-z0-9][a-z0-9_-]*", value):
+        return value
+    close = difflib.get_close_matches(value, FACTS, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ValueError(f"unknown fact {value!r}; {hint}known: {', '.join(FACTS)}, bucket_ROLE")
+
+
 Slug = Annotated[str, AfterValidator(_slug)]
+Fact = Annotated[str, AfterValidator(_fact)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 Url = Annotated[str, AfterValidator(_url)]
 UrlPath = Annotated[str, AfterValidator(_path)]
@@ -211,8 +221,10 @@ class Service(Model):
     """Process groups in a local tier, in place of ``processes`` (with reload, a dev server)."""
     optional: bool = False
     """Not started by default in development (``tiers dev --with NAME`` starts it)."""
-    vars: dict[Literal[FACTS], EnvName] = {}  # type: ignore[valid-type]
+    vars: dict[Fact, EnvName] = {}
     """Which environment variable carries which fact of the environment to the code."""
+    root: str = "."
+    """The directory, relative to tiers.toml, its commands run in."""
 
 
 # -- environments --------------------------------------------------------------------------

@@ -3,12 +3,12 @@ names of the secrets each tier needs (names only: values never reach the documen
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from tiers.config import Binding, Config, Environment, Service
 from tiers.config.model import redact
 from tiers.docs.labels import noun, provider, secrets_command
+from tiers.platforms.runtime import facts
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,8 @@ def _var(config: Config, service: str, fact: str, var: str) -> Var:
         for env in config.environments.values()
         if (binding := env.services.get(service)) is not None
     ]
-    return Var(var, FACTS.get(fact, fact), [v for v in values if v is not None])
+    label = FACTS.get(fact) or f"the {fact.removeprefix('bucket_')} bucket"
+    return Var(var, label, [v for v in values if v is not None])
 
 
 def _value(env: Environment, binding: Binding, fact: str) -> Value | None:
@@ -148,20 +149,8 @@ def _value(env: Environment, binding: Binding, fact: str) -> Value | None:
         if source.url:
             return Value(env.name, redact(source.url), secret=False)
         return Value(env.name, source.url_secret or "", secret=True)
-    plain = _PLAIN[fact](env, binding) if fact in _PLAIN else None
+    plain = facts(env, binding, lambda _role, name: name).get(fact)
     return Value(env.name, plain, secret=False) if plain else None
-
-
-_PLAIN: dict[str, Callable[[Environment, Binding], str | None]] = {
-    "frontend_url": lambda env, binding: binding.frontend_url,
-    "api_url": lambda env, binding: binding.api_url,
-    "namespace": lambda env, binding: env.namespace,
-    "oauth_client_id": lambda env, binding: env.oauth.client_id if env.oauth else None,
-    "oauth_redirect_uri": lambda env, binding: env.oauth.redirect_uri if env.oauth else None,
-    "observability_environment": lambda env, binding: (
-        env.observability.environment if env.observability else None
-    ),
-}
 
 
 def secret_sets(config: Config) -> list[SecretSet]:
