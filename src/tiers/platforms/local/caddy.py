@@ -58,13 +58,13 @@ import re
 import shutil
 import subprocess
 import sysconfig
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tiers.errors import PlatformError
+from tiers.files import atomic_write
 from tiers.platforms.local._proc import alive, read_pid, spawn, terminate
 from tiers.platforms.local.ports import port_in_use
 
@@ -145,7 +145,7 @@ class Caddy:
                 f"Caddy cannot start: its admin port {HOST}:{self.admin_port} is already taken"
             )
         self.root.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.config_file, json.dumps(self._boot_config(), indent=2))
+        atomic_write(self.config_file, json.dumps(self._boot_config(), indent=2))
         env = {
             **os.environ,
             "XDG_DATA_HOME": str(self.root / "data"),
@@ -229,7 +229,7 @@ class Caddy:
         wanted = self._server(name, port, kind, front=_front(name, live))
         path = self._target(name, kind)
         previous = _read(path)
-        _write_atomic(path, target)  # before the config, so the site never lacks a target
+        atomic_write(path, target)  # before the config, so the site never lacks a target
         if wanted != live:
             try:
                 self._admin("POST", f"/config/apps/http/servers/{name}", wanted)
@@ -251,7 +251,7 @@ class Caddy:
             self._admin("GET", f"/id/{_proxy_id(name)}")
         except _NotFound:
             raise PlatformError(f"Caddy has no proxy site {name!r} to switch") from None
-        _write_atomic(self._target(name, "upstream"), target)
+        atomic_write(self._target(name, "upstream"), target)
 
     def remove_site(self, name: str) -> None:
         """Stop serving site ``name`` (a reload); nothing happens when there is none."""
@@ -284,7 +284,7 @@ class Caddy:
         return self.root / "targets" / f"{name}.{kind}"
 
     def _save(self) -> None:
-        _write_atomic(self.config_file, json.dumps(self._admin("GET", "/config/"), indent=2))
+        atomic_write(self.config_file, json.dumps(self._admin("GET", "/config/"), indent=2))
 
     # -- the admin API -------------------------------------------------------------------
 
@@ -487,17 +487,4 @@ def _restore(path: Path, previous: str | None) -> None:
     if previous is None:
         path.unlink(missing_ok=True)
     else:
-        _write_atomic(path, previous)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` in one step: a reader sees the old content or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(path, previous)
