@@ -1,7 +1,7 @@
 """The supervisor: runs process groups, restarts them by policy, keeps their logs.
 
-It is one long-lived process per project (``python -m tiers.platforms.local.supervisor
-ROOT``), answering HTTP + JSON on the Unix socket ``ROOT/supervisor.sock``:
+It is one long-lived process per project (``python -m tiers.platforms.local ROOT``),
+answering HTTP + JSON on the Unix socket ``ROOT/supervisor.sock``:
 
 - ``GET /processes``: every process with its state, pid, restarts and exit code;
 - ``PUT /processes/NAME`` with ``{"command", "cwd", "env", "restart"}``: (re)start it;
@@ -351,7 +351,7 @@ def spawn(root: Path) -> subprocess.Popen[bytes]:
     root.mkdir(parents=True, exist_ok=True)
     with (root / "supervisor.log").open("ab") as log:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "tiers.platforms.local.supervisor", str(root)],
+            [sys.executable, "-m", "tiers.platforms.local", str(root)],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -367,7 +367,3 @@ def spawn(root: Path) -> subprocess.Popen[bytes]:
         time.sleep(0.05)
     last = "\n".join(tail(root / "supervisor.log", 20))
     raise PlatformError(f"the supervisor did not start; its log ends:\n{last}")
-
-
-if __name__ == "__main__":
-    serve(Path(sys.argv[1]))

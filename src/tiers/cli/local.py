@@ -1,0 +1,70 @@
+"""`tiers up`, `tiers down`, `tiers status`: the local platform."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tiers.cli import app, io
+
+if TYPE_CHECKING:
+    from tiers.platforms.local.platform import LocalPlatform
+
+
+def _platform(config: Path) -> LocalPlatform:
+    from tiers.config import load
+    from tiers.platforms.local.platform import LocalPlatform
+
+    return LocalPlatform(load(config).config, config.resolve().parent)
+
+
+@app.command()
+def up(
+    environments: Annotated[
+        list[str] | None, typer.Argument(help="Environments (default: all).")
+    ] = None,
+    config: io.ConfigOption = Path("tiers.toml"),
+) -> None:
+    """Start the environments on this machine (idempotent) and print their URLs."""
+    from tiers.errors import UsageError
+
+    platform = _platform(config)
+    names = environments or list(platform.config.environments)
+    for name in names:
+        if name not in platform.config.environments:
+            raise UsageError(
+                f"no environment {name!r}; known: {', '.join(platform.config.environments)}"
+            )
+    for name in names:
+        platform.up(name)
+        urls = [b.url for b in platform.config.environments[name].services.values() if b.url]
+        io.out(f"{name}: up  {'  '.join(urls)}")
+
+
+@app.command()
+def down(config: io.ConfigOption = Path("tiers.toml")) -> None:
+    """Stop every process, site and data service the local platform started."""
+    _platform(config).down()
+    io.out("down: nothing of this project runs any more")
+
+
+@app.command()
+def status(config: io.ConfigOption = Path("tiers.toml"), json_: io.JsonOption = False) -> None:
+    """Every environment: its processes, their health, URLs, version and migration head."""
+    report = _platform(config).status()
+    if json_:
+        io.out(json.dumps(report, indent=2))
+        return
+    for env in report:
+        io.out(f"{env['environment']} (supervisor {env['supervisor']})")
+        for p in env["processes"]:
+            io.out(f"  {p['name']}: {p['state']} pid {p['pid']} restarts {p['restarts']}")
+        for name, s in env["services"].items():
+            health = s["health"] or {}
+            detail = " ".join(
+                f"{k}={health[k]}" for k in ("status", "version", "migration_head") if k in health
+            )
+            io.out(f"  {name} {s['url']}: {detail or 'no health path'}")

@@ -1,0 +1,200 @@
+"""Bring an environment up on this machine from its parts, and take it down again.
+
+``up`` gives the environment its own redis-server and PostgreSQL cluster (when its
+provider is ``local``), a directory per bucket, the release command, its process groups
+under the supervisor and a Caddy site per service URL. State lives in
+``.tiers/local/`` beside tiers.toml. A static frontend is copied per environment and
+given ``config.js`` (``window.NAME = value`` for each variable it reads), so one source
+directory serves every tier with its own API.
+
+>>> platform = LocalPlatform(config, Path("."))                 # doctest: +SKIP
+>>> platform.up("development")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tiers.config import Config, Environment
+from tiers.errors import PlatformError
+from tiers.platforms.local.caddy import Caddy
+from tiers.platforms.local.ports import free_port
+from tiers.platforms.local.postgres import PostgresCluster
+from tiers.platforms.local.redis import RedisServer
+from tiers.platforms.local.supervisor import SupervisorClient, spawn
+from tiers.platforms.runtime import Release, process_env
+
+__all__ = ["LocalPlatform"]
+
+RELEASE_TIMEOUT = 300
+
+
+class LocalPlatform:
+    def __init__(self, config: Config, project_dir: Path) -> None:
+        self.config = config
+        self.project_dir = project_dir.resolve()
+        self.state = self.project_dir / ".tiers" / "local"
+        self.supervisor = SupervisorClient(self.state / "supervisor.sock")
+
+    # -- parts ------------------------------------------------------------------------------
+
+    def _env_dir(self, env: Environment) -> Path:
+        return self.state / "environments" / env.name
+
+    def redis(self, env: Environment) -> RedisServer | None:
+        redis = env.redis
+        if redis is None or redis.provider != "local" or not redis.url:
+            return None
+        return RedisServer(self._env_dir(env), urlsplit(redis.url).port or 6379, env.name)
+
+    def postgres(self, env: Environment) -> tuple[PostgresCluster, str] | None:
+        db = env.database
+        if db is None or db.provider != "local" or db.engine != "postgresql" or not db.url:
+            return None
+        parts = urlsplit(db.url)
+        cluster = PostgresCluster(self._env_dir(env), parts.port or 5432, env.name)
+        return cluster, parts.path.lstrip("/") or db.name
+
+    def caddy(self) -> Caddy:
+        port_file = self.state / "caddy" / "admin.port"
+        if port_file.exists():
+            port = int(port_file.read_text())
+        else:
+            port_file.parent.mkdir(parents=True, exist_ok=True)
+            port = free_port()
+            port_file.write_text(str(port))
+        return Caddy(self.state / "caddy", port)
+
+    def bucket_dir(self, env: Environment, name: str) -> Path:
+        return self._env_dir(env) / "buckets" / name
+
+    # -- up and down ------------------------------------------------------------------------
+
+    def up(self, environment: str, release: Release | None = None) -> None:
+        """Start everything ``environment`` needs; running parts are left as they are."""
+        env = self.config.environments[environment]
+        release = release or Release("work-tree", "work-tree")
+        if (redis := self.redis(env)) is not None:
+            redis.start()
+        if (found := self.postgres(env)) is not None:
+            cluster, db = found
+            cluster.start()
+            cluster.create_database(db)
+        for name in env.storage.buckets.values() if env.storage else []:
+            self.bucket_dir(env, name).mkdir(parents=True, exist_ok=True)
+        if not self.supervisor.alive():
+            spawn(self.state)
+        caddy = self.caddy()
+        caddy.start()
+        for service in env.services:
+            if env.services[service].platform == "local":
+                self._service(env, service, release, caddy)
+
+    def _service(self, env: Environment, service: str, release: Release, caddy: Caddy) -> None:
+        spec = self.config.services[service]
+        binding = env.services[service]
+        port = urlsplit(binding.url).port if binding.url else None
+        internal = free_port() if spec.processes and port else None
+        variables = process_env(
+            self.config,
+            env.name,
+            service,
+            release=release,
+            port=internal,
+            bucket=lambda _role, name: str(self.bucket_dir(env, name)),
+        )
+        variables["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        cwd = self.project_dir / spec.root
+        if spec.release_command:
+            _run_release(spec.release_command, cwd, variables, f"{env.name} {service}")
+        for process, command in (spec.dev if env.local and spec.dev else spec.processes).items():
+            name = f"{env.name}.{service}.{process}"
+            self.supervisor.start(name, command, cwd=str(cwd), env=variables, restart="always")
+        if port is None:
+            return
+        if internal is not None:
+            caddy.set_site(f"{env.name}-{service}", port, upstream=f"127.0.0.1:{internal}")
+        elif spec.kind == "frontend":
+            site = self._static_copy(env, service, variables)
+            caddy.set_site(f"{env.name}-{service}", port, root_dir=site)
+
+    def _static_copy(self, env: Environment, service: str, variables: dict[str, str]) -> Path:
+        spec = self.config.services[service]
+        source = self.project_dir / (spec.output or spec.root)
+        target = self._env_dir(env) / "sites" / service
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target)
+        names = ["TIERS_ENVIRONMENT", *spec.vars.values()]
+        lines = [f"window.{n} = {json.dumps(variables[n])};" for n in names if n in variables]
+        (target / "config.js").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return target
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each environment: its processes (from the supervisor) and what /health answers."""
+        running = self.supervisor.processes() if self.supervisor.alive() else None
+        out = []
+        for env in self.config.environments.values():
+            processes = [p for p in running or [] if p["name"].startswith(f"{env.name}.")]
+            services = {
+                name: {"url": b.url, "health": self._health(name, b.url)}
+                for name, b in env.services.items()
+                if b.platform == "local" and b.url
+            }
+            out.append(
+                {
+                    "environment": env.name,
+                    "supervisor": "running" if running is not None else "not running",
+                    "processes": processes,
+                    "services": services,
+                }
+            )
+        return out
+
+    def _health(self, service: str, url: str) -> dict[str, Any] | None:
+        path = self.config.services[service].health
+        if not path:
+            return None
+        try:
+            with urllib.request.urlopen(url + path, timeout=2) as response:
+                return dict(json.loads(response.read()))
+        except (OSError, ValueError) as exc:
+            return {"status": "unreachable", "error": str(exc)}
+
+    def down(self) -> None:
+        """Stop every process, site and data service of every environment."""
+        if self.supervisor.alive():
+            for process in self.supervisor.processes():
+                self.supervisor.stop(process["name"])
+            pid_file = self.state / "supervisor.pid"
+            if pid_file.exists():
+                os.kill(int(pid_file.read_text()), 15)
+        self.caddy().stop()
+        for env in self.config.environments.values():
+            if (redis := self.redis(env)) is not None:
+                redis.stop()
+            if (found := self.postgres(env)) is not None:
+                found[0].stop()
+
+
+def _run_release(command: str, cwd: Path, env: dict[str, str], what: str) -> None:
+    result = subprocess.run(  # a command from tiers.toml, run by a shell
+        command,
+        shell=True,
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=RELEASE_TIMEOUT,
+        check=False,
+    )
+    if result.returncode != 0:
+        last = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+        raise PlatformError(f"{what}: release command failed ({result.returncode}):\n{last}")

@@ -1,0 +1,81 @@
+"""`tiers up` runs the example's three tiers for real; `tiers down` leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tiers
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plyr"
+PORTS = {"development": (8001, 5173), "staging": (8002, 5174), "production": (8003, 5175)}
+
+pytest.importorskip("fastapi", reason="the example's dependencies are not installed")
+
+
+@pytest.fixture
+def project() -> Iterator[Path]:
+    # PostgreSQL runs as an unprivileged user under root, so every directory on the way
+    # to its data must be enterable: pytest's own temporary directories are not.
+    top = Path(tempfile.mkdtemp(prefix="tiers-up-"))
+    top.chmod(0o711)
+    shutil.copytree(EXAMPLE, top / "plyr", ignore=shutil.ignore_patterns(".tiers", "data"))
+    yield top / "plyr"
+    tiers("down", cwd=top / "plyr")
+    shutil.rmtree(top, ignore_errors=True)
+
+
+def health(port: int, timeout: float = 30) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://localhost:{port}/health", timeout=3) as answer:
+                return dict(json.loads(answer.read()))
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def ours(project: Path) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            where = str((proc / "cwd").readlink())
+        except OSError:
+            continue
+        if str(project) in line or where.startswith(str(project)):
+            found.append(line)
+    return found
+
+
+def test_up_serves_each_tier_with_its_own_backend_and_down_stops_all(project: Path) -> None:
+    result = tiers("up", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "staging: up  http://localhost:8002  http://localhost:5174" in result.stdout
+    for environment, (api, web) in PORTS.items():
+        answer = health(api)
+        assert (answer["environment"], answer["status"]) == (environment, "ok")
+        assert answer["migration_head"] == "0003"
+        with urllib.request.urlopen(f"http://localhost:{web}/config.js", timeout=3) as page:
+            assert f'window.PUBLIC_API_URL = "http://localhost:{api}";' in page.read().decode()
+    again = tiers("up", "staging", cwd=project)  # idempotent
+    assert again.returncode == 0, again.stderr
+    report = json.loads(tiers("status", "--json", cwd=project).stdout)
+    staging = next(e for e in report if e["environment"] == "staging")
+    assert {p["name"] for p in staging["processes"]} == {
+        "staging.backend.app",
+        "staging.backend.worker",
+    }
+    assert staging["services"]["backend"]["health"]["namespace"] == "fm.plyr.stg"
+    assert tiers("down", cwd=project).returncode == 0
+    time.sleep(0.5)
+    assert ours(project) == []
