@@ -76,6 +76,15 @@ def test_up_serves_each_tier_with_its_own_backend_and_down_stops_all(project: Pa
         "staging.backend.worker",
     }
     assert staging["services"]["backend"]["health"]["namespace"] == "fm.plyr.stg"
+    logs = tiers("logs", "staging", "backend.app", cwd=project)
+    assert logs.returncode == 0, logs.stderr
+    assert "backend.app | " in logs.stdout
+    assert "Application startup complete" in logs.stdout
+    missing = tiers("logs", "staging", "backend.web", cwd=project)
+    assert missing.returncode == 2
+    assert (
+        "no process 'backend.web' in staging; known: backend.app, backend.worker" in missing.stderr
+    )
     assert tiers("down", cwd=project).returncode == 0
     time.sleep(0.5)
     assert ours(project) == []

@@ -68,3 +68,22 @@ def status(config: io.ConfigOption = Path("tiers.toml"), json_: io.JsonOption = 
                 f"{k}={health[k]}" for k in ("status", "version", "migration_head") if k in health
             )
             io.out(f"  {name} {s['url']}: {detail or 'no health path'}")
+
+
+@app.command()
+def logs(
+    environment: Annotated[str, typer.Argument(help="The environment.")],
+    process: Annotated[
+        str | None, typer.Argument(help="SERVICE.PROCESS, e.g. backend.worker (default: all).")
+    ] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines of each.")] = 50,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    config: io.ConfigOption = Path("tiers.toml"),
+) -> None:
+    """Print the logs of an environment's processes, each line prefixed with its process."""
+    from tiers.platforms.local.logs import follow_logs, log_files
+
+    files = log_files(_platform(config), environment, process)
+    follow_logs(files, lines, follow, io.out)

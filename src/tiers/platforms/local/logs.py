@@ -1,0 +1,64 @@
+"""Reading the process logs the supervisor keeps (``.tiers/local/logs/ENV.SERVICE.PROC.log``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tiers.errors import UsageError
+from tiers.platforms.local.supervisor import tail
+
+if TYPE_CHECKING:
+    from tiers.platforms.local.platform import LocalPlatform
+
+__all__ = ["follow_logs", "log_files"]
+
+
+def log_files(platform: LocalPlatform, environment: str, process: str | None) -> dict[str, Path]:
+    """``{"backend.app": path, ...}`` for ``environment``, or just ``process``."""
+    if environment not in platform.config.environments:
+        known = ", ".join(platform.config.environments)
+        raise UsageError(f"no environment {environment!r}; known: {known}")
+    prefix = f"{environment}."
+    found = {
+        path.name.removeprefix(prefix).removesuffix(".log"): path
+        for path in sorted((platform.state / "logs").glob(f"{prefix}*.log"))
+    }
+    if process is None:
+        if not found:
+            raise UsageError(
+                f"{environment} has no logs yet; start it with `tiers up {environment}`"
+            )
+        return found
+    if process not in found:
+        raise UsageError(
+            f"no process {process!r} in {environment}; known: {', '.join(found) or 'none'}"
+        )
+    return {process: found[process]}
+
+
+def follow_logs(
+    files: dict[str, Path], lines: int, follow: bool, emit: Callable[[str], None]
+) -> None:
+    """Print the last ``lines`` of each file; with ``follow``, keep printing until Ctrl-C."""
+    width = max(len(name) for name in files)
+    offsets = {}
+    for name, path in files.items():
+        for line in tail(path, lines):
+            emit(f"{name:<{width}} | {line}")
+        offsets[name] = path.stat().st_size if path.exists() else 0
+    while follow:
+        time.sleep(0.2)
+        for name, path in files.items():
+            size = path.stat().st_size if path.exists() else 0
+            if size < offsets[name]:
+                offsets[name] = 0  # the log was truncated
+            if size > offsets[name]:
+                with path.open("rb") as handle:
+                    handle.seek(offsets[name])
+                    chunk = handle.read().decode("utf-8", "replace")
+                offsets[name] = size
+                for line in chunk.splitlines():
+                    emit(f"{name:<{width}} | {line}")
