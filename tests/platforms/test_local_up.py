@@ -57,6 +57,16 @@ def ours(project: Path) -> list[str]:
     return found
 
 
+def gone(project: Path, keep: tuple[str, ...] = (), timeout: float = 15) -> list[str]:
+    """Our processes still running after ``timeout`` (those matching ``keep`` aside)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [line for line in ours(project) if not any(k in line for k in keep)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
 def test_up_serves_each_tier_with_its_own_backend_and_down_stops_all(project: Path) -> None:
     result = tiers("up", cwd=project)
     assert result.returncode == 0, result.stderr
@@ -86,5 +96,29 @@ def test_up_serves_each_tier_with_its_own_backend_and_down_stops_all(project: Pa
         "no process 'backend.web' in staging; known: backend.app, backend.worker" in missing.stderr
     )
     assert tiers("down", cwd=project).returncode == 0
-    time.sleep(0.5)
-    assert ours(project) == []
+    assert gone(project) == []
+
+
+def test_dev_runs_the_local_tier_in_the_foreground_until_ctrl_c(project: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "tiers", "dev"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert health(8001)["environment"] == "development"
+        time.sleep(1)  # let a log line or two through
+    finally:
+        dev.send_signal(signal.SIGINT)
+        out, err = dev.communicate(timeout=60)
+    assert dev.returncode == 0, err
+    assert "development: http://localhost:8001  http://localhost:5173  (Ctrl-C stops)" in out
+    assert "backend.app" in out
+    assert out.rstrip().endswith("development: stopped")
+    assert gone(project, keep=("caddy", "tiers.platforms")) == []

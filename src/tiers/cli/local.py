@@ -87,3 +87,34 @@ def logs(
 
     files = log_files(_platform(config), environment, process)
     follow_logs(files, lines, follow, io.out)
+
+
+@app.command()
+def dev(
+    with_: Annotated[
+        list[str] | None, typer.Option("--with", help="Also run an optional service (repeatable).")
+    ] = None,
+    config: io.ConfigOption = Path("tiers.toml"),
+) -> None:
+    """Run the local tier in the foreground, logs multiplexed; Ctrl-C stops it."""
+    from tiers.errors import UsageError
+    from tiers.platforms.local.logs import follow_logs, log_files
+
+    platform = _platform(config)
+    local = [e for e in platform.config.environments.values() if e.local]
+    if not local:
+        raise UsageError('no environment has trigger = "local"; add one to run `tiers dev`')
+    name = local[0].name
+    unknown = [s for s in with_ or [] if s not in platform.config.services]
+    if unknown:
+        raise UsageError(f"--with {unknown[0]}: no such service")
+    platform.up(name, with_optional=tuple(with_ or ()))
+    urls = [b.url for b in local[0].services.values() if b.url]
+    io.out(f"{name}: {'  '.join(urls)}  (Ctrl-C stops)")
+    try:
+        follow_logs(log_files(platform, name, None), 0, True, io.out)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        platform.stop_environment(name)
+        io.out(f"{name}: stopped")

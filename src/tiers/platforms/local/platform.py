@@ -78,8 +78,13 @@ class LocalPlatform:
 
     # -- up and down ------------------------------------------------------------------------
 
-    def up(self, environment: str, release: Release | None = None) -> None:
-        """Start everything ``environment`` needs; running parts are left as they are."""
+    def up(
+        self, environment: str, release: Release | None = None, with_optional: tuple[str, ...] = ()
+    ) -> None:
+        """Start everything ``environment`` needs; running parts are left as they are.
+
+        Optional services (``optional = true``) start only when named in ``with_optional``.
+        """
         env = self.config.environments[environment]
         release = release or Release("work-tree", "work-tree")
         if (redis := self.redis(env)) is not None:
@@ -95,8 +100,21 @@ class LocalPlatform:
         caddy = self.caddy()
         caddy.start()
         for service in env.services:
-            if env.services[service].platform == "local":
+            optional = self.config.services[service].optional and service not in with_optional
+            if env.services[service].platform == "local" and not optional:
                 self._service(env, service, release, caddy)
+
+    def stop_environment(self, environment: str) -> None:
+        """Stop one environment's processes and data services (data stays on disk)."""
+        env = self.config.environments[environment]
+        if self.supervisor.alive():
+            for process in self.supervisor.processes():
+                if process["name"].startswith(f"{environment}."):
+                    self.supervisor.stop(process["name"])
+        if (redis := self.redis(env)) is not None:
+            redis.stop()
+        if (found := self.postgres(env)) is not None:
+            found[0].stop()
 
     def _service(self, env: Environment, service: str, release: Release, caddy: Caddy) -> None:
         spec = self.config.services[service]

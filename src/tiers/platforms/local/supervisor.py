@@ -192,14 +192,29 @@ def _note(log: Path, message: str) -> None:
 
 
 def _terminate(popen: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the whole process group, wait until every member is gone, else SIGKILL."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(popen.pid, signal.SIGTERM)
-    try:
-        popen.wait(STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(popen.pid, signal.SIGKILL)
-        popen.wait()
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _group_alive(popen) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait()
+
+
+def _group_alive(popen: subprocess.Popen[bytes]) -> bool:
+    """Whether a member of the group still runs; zombies waiting to be reaped do not."""
+    popen.poll()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after ')'
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == popen.pid and fields[0] != "Z":
+            return True
+    return False
 
 
 # -- the HTTP side -------------------------------------------------------------------------
