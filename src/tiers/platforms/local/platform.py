@@ -13,9 +13,11 @@ directory serves every tier with its own API.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -192,8 +194,8 @@ class LocalPlatform:
             for process in self.supervisor.processes():
                 self.supervisor.stop(process["name"])
             pid_file = self.state / "supervisor.pid"
-            if pid_file.exists():
-                os.kill(int(pid_file.read_text()), 15)
+            with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
         self.caddy().stop()
         for env in self.config.environments.values():
             if (redis := self.redis(env)) is not None:
