@@ -241,3 +241,15 @@ def test_twenty_environments_with_shared_resources_each_reported(tmp_path: Path)
     path.write_text(config_text(20, share_database_every=5))
     findings = run(*load(path))
     assert [f.rule for f in findings] == ["shared-database"] * 3
+
+
+def test_local_tiers_on_one_postgresql_server_share_it(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "plyr" / "tiers.toml"
+    path = tmp_path / "tiers.toml"
+    path.write_text(
+        example.read_text().replace("127.0.0.1:5434/plyr-stg", "127.0.0.1:5433/plyr-stg")
+    )
+    findings = run(*load(path))
+    assert [(f.rule, f.message) for f in findings] == [
+        ("shared-database", "development and staging share the database server 127.0.0.1:5433")
+    ]

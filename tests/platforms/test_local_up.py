@@ -1,27 +1,47 @@
-"""`tiers up` runs the example's three tiers for real; `tiers down` leaves nothing behind."""
+"""`tiers up` runs the example's three tiers for real; `tiers down` leaves nothing behind.
+
+These tests use the example's fixed ports, so they take turns: each holds a lock on a file
+that every pytest worker (and every concurrent pytest run) shares.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
+import signal
+import socket
+import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import tiers
+from tests.examples.test_plyr_app import wav_bytes
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plyr"
 PORTS = {"development": (8001, 5173), "staging": (8002, 5174), "production": (8003, 5175)}
+BUCKETS = {"development": "audio-dev", "staging": "audio-staging", "production": "audio-prod"}
 
 pytest.importorskip("fastapi", reason="the example's dependencies are not installed")
 
 
 @pytest.fixture
-def project() -> Iterator[Path]:
+def ports() -> Iterator[None]:
+    """The example's ports, for this test alone."""
+    with (Path(tempfile.gettempdir()) / "tiers-plyr-ports.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture
+def project(ports: None) -> Iterator[Path]:
     # PostgreSQL runs as an unprivileged user under root, so every directory on the way
     # to its data must be enterable: pytest's own temporary directories are not.
     top = Path(tempfile.mkdtemp(prefix="tiers-up-"))
@@ -29,6 +49,8 @@ def project() -> Iterator[Path]:
     shutil.copytree(EXAMPLE, top / "plyr", ignore=shutil.ignore_patterns(".tiers", "data"))
     yield top / "plyr"
     tiers("down", cwd=top / "plyr")
+    for pid in pids(top, ""):  # a failed test must not leave a worker on a shared port
+        os.kill(pid, signal.SIGKILL)
     shutil.rmtree(top, ignore_errors=True)
 
 
@@ -42,6 +64,62 @@ def health(port: int, timeout: float = 30) -> dict[str, str]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+def cors(api: int, origin: str) -> bool:
+    """Whether the backend on ``api`` lets a page from ``origin`` read its answers."""
+    request = urllib.request.Request(f"http://localhost:{api}/tracks", headers={"Origin": origin})
+    with urllib.request.urlopen(request, timeout=3) as answer:
+        return answer.headers.get("access-control-allow-origin") == origin
+
+
+def psql(project: Path, environment: str, sql: str) -> list[str]:
+    """Rows of ``sql`` in the environment's own PostgreSQL cluster."""
+    from tiers.config import load
+    from tiers.platforms.local.platform import LocalPlatform
+
+    platform = LocalPlatform(load(project / "tiers.toml").config, project)
+    found = platform.postgres(platform.config.environments[environment])
+    assert found is not None
+    cluster, db = found
+    return cluster.psql(sql, db).splitlines()
+
+
+def measured(api: int, track: int) -> float | None:
+    with urllib.request.urlopen(f"http://localhost:{api}/tracks", timeout=3) as answer:
+        tracks = {t["id"]: t for t in json.loads(answer.read())}
+    value: float | None = tracks[track]["duration_seconds"]
+    return value
+
+
+def process(project: Path, name: str) -> dict[str, object]:
+    report = json.loads(tiers("status", "--json", cwd=project).stdout)
+    found = [p for env in report for p in env["processes"] if p["name"] == name]
+    assert found, f"no process {name}"
+    return dict(found[0])
+
+
+def wait_for(probe: Callable[[], Any], timeout: float = 30) -> Any:
+    """The first true value ``probe()`` returns within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := probe()):
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.2)
+    return value
+
+
+def pids(project: Path, command: str) -> list[int]:
+    """The Python processes of the project whose command line holds ``command``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            where = str((proc / "cwd").readlink())
+        except OSError:
+            continue
+        if line.startswith("python") and command in line and where.startswith(str(project)):
+            found.append(int(proc.name))
+    return found
 
 
 def ours(project: Path) -> list[str]:
@@ -77,6 +155,10 @@ def test_up_serves_each_tier_with_its_own_backend_and_down_stops_all(project: Pa
         assert answer["migration_head"] == "0003"
         with urllib.request.urlopen(f"http://localhost:{web}/config.js", timeout=3) as page:
             assert f'window.PUBLIC_API_URL = "http://localhost:{api}";' in page.read().decode()
+        # the browser lets each frontend call its own backend, and no other
+        for other, (other_api, _) in PORTS.items():
+            allowed = cors(other_api, f"http://localhost:{web}")
+            assert allowed == (other == environment), (environment, other)
     again = tiers("up", "staging", cwd=project)  # idempotent
     assert again.returncode == 0, again.stderr
     report = json.loads(tiers("status", "--json", cwd=project).stdout)
@@ -97,6 +179,61 @@ def test_up_serves_each_tier_with_its_own_backend_and_down_stops_all(project: Pa
     )
     assert tiers("down", cwd=project).returncode == 0
     assert gone(project) == []
+
+
+def test_a_track_uploaded_to_staging_lives_in_staging_only(project: Path) -> None:
+    import httpx
+
+    assert tiers("up", cwd=project).returncode == 0
+    audio = wav_bytes(1.5)
+    answer = httpx.post(
+        "http://localhost:8002/tracks",
+        data={"title": "staging only"},
+        files={"audio": ("take.wav", audio, "audio/wav")},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+    track = answer.json()
+    assert track["uri"] == f"at://fm.plyr.stg/track/{track['id']}"
+    for environment, (api, _) in PORTS.items():
+        titles = [t["title"] for t in httpx.get(f"http://localhost:{api}/tracks").json()]
+        rows = psql(project, environment, "SELECT title FROM tracks")
+        bucket = project / ".tiers/local/environments" / environment / "buckets"
+        files = [f.read_bytes() for f in (bucket / BUCKETS[environment]).iterdir()]
+        if environment == "staging":
+            assert (titles, rows, files) == (["staging only"], ["staging only"], [audio])
+        else:
+            assert (titles, rows, files) == ([], [], []), environment
+    # staging's worker, on staging's redis, measured it
+    assert wait_for(lambda: measured(8002, track["id"])) == 1.5
+
+
+def test_a_crashed_worker_is_restarted_and_a_killed_supervisor_recovered(project: Path) -> None:
+    assert tiers("up", "staging", cwd=project).returncode == 0
+    worker = process(project, "staging.backend.worker")
+    (crashing,) = pids(project, "plyr_backend.worker")
+    os.kill(crashing, signal.SIGKILL)
+    restarted = wait_for(
+        lambda: (
+            (p := process(project, "staging.backend.worker"))["restarts"] == 1
+            and p["state"] == "running"
+            and p
+        )
+    )
+    assert restarted["pid"] != worker["pid"]
+    assert health(8002)["environment"] == "staging"
+
+    supervisor = int((project / ".tiers/local/supervisor.pid").read_text())
+    os.kill(supervisor, signal.SIGKILL)
+    assert gone(project, keep=("caddy", "redis-server", "postgres")) == []  # no orphans
+    status = tiers("status", cwd=project)
+    assert "the supervisor is not running" in status.stdout
+    assert "staging.backend.app" not in status.stdout
+    again = tiers("up", "staging", cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert health(8002)["environment"] == "staging"
+    assert len(pids(project, "uvicorn")) == 1
+    assert len(pids(project, "plyr_backend.worker")) == 1
 
 
 def test_dev_runs_the_local_tier_in_the_foreground_until_ctrl_c(project: Path) -> None:
@@ -122,3 +259,99 @@ def test_dev_runs_the_local_tier_in_the_foreground_until_ctrl_c(project: Path) -
     assert "backend.app" in out
     assert out.rstrip().endswith("development: stopped")
     assert gone(project, keep=("caddy", "tiers.platforms")) == []
+
+
+# -- faults: each refused with the environment, the part and the cause ---------------------
+
+
+def edit(project: Path, *pairs: tuple[str, str]) -> None:
+    path = project / "tiers.toml"
+    text = path.read_text()
+    for old, new in pairs:
+        assert old in text, old
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+def test_a_taken_port_is_named_before_anything_starts(project: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", 5174))
+        squatter.listen()
+        result = tiers("up", "staging", cwd=project)
+    assert result.returncode == 1
+    assert (
+        "staging: frontend: port 5174 (http://localhost:5174) is taken by another process; "
+        "stop it or give environments.staging.frontend.url another port"
+    ) in result.stderr
+    assert gone(project, keep=("caddy",), timeout=0) == []
+
+
+def test_a_missing_redis_server_names_the_package(project: Path) -> None:
+    result = tiers("up", "staging", cwd=project, env={"PATH": str(Path(sys.executable).parent)})
+    assert result.returncode == 1
+    assert (
+        "staging: staging's redis: redis-server not found on PATH; "
+        "install it: apt-get install redis-server"
+    ) in result.stderr
+    assert "staging did not start" in result.stderr
+
+
+def test_an_unreachable_postgresql_is_named_with_the_key_to_fix(project: Path) -> None:
+    edit(
+        project,
+        (
+            'database = { provider = "local", engine = "postgresql", name = "plyr-stg", '
+            'url = "postgresql://postgres@127.0.0.1:5434/plyr-stg" }',
+            'database = { provider = "neon", name = "plyr-stg", '
+            'url = "postgresql://postgres@127.0.0.1:1/plyr-stg" }',
+        ),
+    )
+    result = tiers("up", "staging", cwd=project)
+    assert result.returncode == 1
+    assert (
+        "staging: the database at 127.0.0.1:1 is unreachable (Connection refused); "
+        "start it or fix environments.staging.database.url"
+    ) in result.stderr
+
+
+def test_a_crash_on_start_shows_its_log_and_other_tiers_keep_running(project: Path) -> None:
+    # the worker of the deployed tiers dies at start; development runs its dev commands,
+    # on SQLite (a service declaring SQLite gets a file in its environment's state)
+    edit(
+        project,
+        (
+            'worker = "PYTHONPATH=src python -m plyr_backend.worker" }\ndev',
+            'worker = "echo cannot reach the queue; exit 3" }\ndev',
+        ),
+        (
+            'database = { provider = "local", engine = "postgresql", name = "plyr-dev", '
+            'url = "postgresql://postgres@127.0.0.1:5433/plyr-dev" }',
+            'database = { provider = "local", engine = "sqlite", name = "plyr-dev", '
+            'url = "sqlite:///plyr-dev.sqlite3" }',
+        ),
+    )
+    result = tiers("up", "development", "staging", cwd=project)
+    assert result.returncode == 1
+    assert "development: up  http://localhost:8001  http://localhost:5173" in result.stdout
+    assert (
+        "staging: backend.worker exited with code 3 on start "
+        "(echo cannot reach the queue; exit 3); its log ends:"
+    ) in result.stderr
+    assert "error: cannot reach the queue" in result.stderr
+    assert "staging did not start (see above)" in result.stderr
+    answer = health(8001)
+    assert (answer["environment"], answer["migration_head"]) == ("development", "0003")
+    database = project / ".tiers/local/environments/development/databases/plyr-dev.sqlite3"
+    assert database.stat().st_size > 0
+    report = json.loads(tiers("status", "--json", cwd=project).stdout)
+    running = {p["name"] for env in report for p in env["processes"]}
+    assert running == {"development.backend.app", "development.backend.worker"}
+
+
+def test_a_broken_tiers_toml_is_refused_with_its_place(project: Path) -> None:
+    edit(project, ('[project]\nname = "plyr"', '[project]\nname = "plyr'))
+    result = tiers("up", cwd=project)
+    assert result.returncode == 2
+    assert "tiers.toml:7:13 invalid TOML" in result.stderr
+    assert ours(project) == []

@@ -35,3 +35,13 @@ def out(text: str) -> None:
 def error(message: str) -> None:
     for line in message.splitlines() or [""]:
         console(stderr=True).print(f"error: {line}", markup=False, style="red")
+
+
+def raw(text: str) -> None:
+    """Print a line that may carry its own ANSI colours, and flush it at once."""
+    print(text, flush=True)
+
+
+def colour() -> bool:
+    """Whether stdout takes colour: a terminal, and ``NO_COLOR`` unset."""
+    return bool(console().is_terminal and not console().no_color)

@@ -16,9 +16,11 @@ if TYPE_CHECKING:
 
 def _platform(config: Path) -> LocalPlatform:
     from tiers.config import load
-    from tiers.platforms.local.platform import LocalPlatform
+    from tiers.platforms.base import load_platform
 
-    return LocalPlatform(load(config).config, config.resolve().parent)
+    return load_platform("local")(  # type: ignore[return-value]
+        load(config).config, config.resolve().parent
+    )
 
 
 @app.command()
@@ -28,8 +30,11 @@ def up(
     ] = None,
     config: io.ConfigOption = Path("tiers.toml"),
 ) -> None:
-    """Start the environments on this machine (idempotent) and print their URLs."""
-    from tiers.errors import UsageError
+    """Start the environments on this machine (idempotent) and print their URLs.
+
+    An environment that fails to start is reported and stopped; the others carry on.
+    """
+    from tiers.errors import OperationError, PlatformError, UsageError
 
     platform = _platform(config)
     names = environments or list(platform.config.environments)
@@ -38,10 +43,20 @@ def up(
             raise UsageError(
                 f"no environment {name!r}; known: {', '.join(platform.config.environments)}"
             )
+    failed = []
     for name in names:
-        platform.up(name)
+        try:
+            platform.up(name)
+        except PlatformError as exc:
+            io.error(str(exc))
+            failed.append(name)
+            continue
         urls = [b.url for b in platform.config.environments[name].services.values() if b.url]
         io.out(f"{name}: up  {'  '.join(urls)}")
+    if failed:
+        raise OperationError(
+            f"{', '.join(failed)} did not start (see above); fix it and run `tiers up` again"
+        )
 
 
 @app.command()
@@ -58,8 +73,10 @@ def status(config: io.ConfigOption = Path("tiers.toml"), json_: io.JsonOption = 
     if json_:
         io.out(json.dumps(report, indent=2))
         return
+    if report and report[0]["supervisor"] != "running":
+        io.out("the supervisor is not running: no process of this project runs; `tiers up`")
     for env in report:
-        io.out(f"{env['environment']} (supervisor {env['supervisor']})")
+        io.out(env["environment"])
         for p in env["processes"]:
             io.out(f"  {p['name']}: {p['state']} pid {p['pid']} restarts {p['restarts']}")
         for name, s in env["services"].items():
@@ -112,7 +129,7 @@ def dev(
     urls = [b.url for b in local[0].services.values() if b.url]
     io.out(f"{name}: {'  '.join(urls)}  (Ctrl-C stops)")
     try:
-        follow_logs(log_files(platform, name, None), 0, True, io.out)
+        follow_logs(log_files(platform, name, None), 0, True, io.raw, colour=io.colour())
     except KeyboardInterrupt:
         pass
     finally:

@@ -57,11 +57,18 @@ def process_env(
     release: Release,
     port: int | None = None,
     bucket: BucketLocation = lambda _role, name: name,
+    database_url: str | None = None,
 ) -> dict[str, str]:
-    """The variables a process of ``service`` gets in ``environment``, secrets aside."""
+    """The variables a process of ``service`` gets in ``environment``, secrets aside.
+
+    ``database_url`` stands in for the configured one where the platform decides where the
+    database lives (a local SQLite file).
+    """
     env = config.environments[environment]
     binding = env.services[service]
     known = facts(env, binding, bucket)
+    if database_url is not None:
+        known["database_url"] = database_url
     out = {
         "TIERS_ENVIRONMENT": environment,
         "TIERS_SERVICE": service,

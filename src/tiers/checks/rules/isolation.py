@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 from tiers.checks.registry import Context, Finding, rule
 from tiers.checks.sites import cookie_scope
@@ -60,6 +61,10 @@ def shared_database(ctx: Context) -> Iterator[Finding]:
         ]
         if db.url:
             out.append((f"url:{db.url}", redact(db.url), _env(env, "database", "url")))
+        if db.provider == "local" and db.engine == "postgresql" and db.url:
+            # the local platform runs one cluster per environment on the URL's port
+            server = urlsplit(db.url).netloc.rpartition("@")[2]
+            out.append((f"server:{server}", f"server {server}", _env(env, "database", "url")))
         return out
 
     return _shared(ctx, "the database", claims)

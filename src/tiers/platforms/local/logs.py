@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 __all__ = ["follow_logs", "log_files"]
 
+_COLOURS = ("36", "33", "32", "35", "34", "31")  # cyan, yellow, green, magenta, blue, red
+
 
 def log_files(platform: LocalPlatform, environment: str, process: str | None) -> dict[str, Path]:
     """``{"backend.app": path, ...}`` for ``environment``, or just ``process``."""
@@ -40,14 +42,31 @@ def log_files(platform: LocalPlatform, environment: str, process: str | None) ->
 
 
 def follow_logs(
-    files: dict[str, Path], lines: int, follow: bool, emit: Callable[[str], None]
+    files: dict[str, Path],
+    lines: int,
+    follow: bool,
+    emit: Callable[[str], None],
+    *,
+    colour: bool = False,
 ) -> None:
-    """Print the last ``lines`` of each file; with ``follow``, keep printing until Ctrl-C."""
+    """Print the last ``lines`` of each file; with ``follow``, keep printing until Ctrl-C.
+
+    Each line starts with its process's name, padded, and with ``colour`` in a colour of
+    its own (ANSI), as foreman and honcho do.
+    """
     width = max(len(name) for name in files)
+    prefix = {
+        name: (
+            f"\x1b[{_COLOURS[i % len(_COLOURS)]}m{name:<{width}} |\x1b[0m"
+            if colour
+            else f"{name:<{width}} |"
+        )
+        for i, name in enumerate(files)
+    }
     offsets = {}
     for name, path in files.items():
         for line in tail(path, lines):
-            emit(f"{name:<{width}} | {line}")
+            emit(f"{prefix[name]} {line}")
         offsets[name] = path.stat().st_size if path.exists() else 0
     while follow:
         time.sleep(0.2)
@@ -61,4 +80,4 @@ def follow_logs(
                     chunk = handle.read().decode("utf-8", "replace")
                 offsets[name] = size
                 for line in chunk.splitlines():
-                    emit(f"{name:<{width}} | {line}")
+                    emit(f"{prefix[name]} {line}")

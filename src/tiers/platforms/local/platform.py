@@ -18,8 +18,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ from urllib.parse import urlsplit
 from tiers.config import Config, Environment
 from tiers.errors import PlatformError
 from tiers.platforms.local.caddy import Caddy
-from tiers.platforms.local.ports import free_port
+from tiers.platforms.local.ports import free_port, port_in_use
 from tiers.platforms.local.postgres import PostgresCluster
 from tiers.platforms.local.redis import RedisServer
 from tiers.platforms.local.supervisor import SupervisorClient, spawn
@@ -37,9 +39,16 @@ from tiers.platforms.runtime import Release, process_env
 __all__ = ["LocalPlatform"]
 
 RELEASE_TIMEOUT = 300
+HEALTH_TIMEOUT = 60.0
+STEADY = 1.5  # seconds a process without a health path must stay up to count as started
+_LOG_LINES = 15
 
 
 class LocalPlatform:
+    """Every environment of a project on this machine (see ``tiers.platforms.base``)."""
+
+    name = "local"
+
     def __init__(self, config: Config, project_dir: Path) -> None:
         self.config = config
         self.project_dir = project_dir.resolve()
@@ -65,6 +74,15 @@ class LocalPlatform:
         cluster = PostgresCluster(self._env_dir(env), parts.port or 5432, env.name)
         return cluster, parts.path.lstrip("/") or db.name
 
+    def sqlite(self, env: Environment) -> Path | None:
+        """The SQLite file of a local ``engine = "sqlite"`` database (relative paths live
+        in the environment's state directory)."""
+        db = env.database
+        if db is None or db.provider != "local" or db.engine != "sqlite":
+            return None
+        path = Path(db.url.removeprefix("sqlite:///") if db.url else f"{db.name}.sqlite3")
+        return path if path.is_absolute() else self._env_dir(env) / "databases" / path
+
     def caddy(self) -> Caddy:
         port_file = self.state / "caddy" / "admin.port"
         if port_file.exists():
@@ -85,34 +103,113 @@ class LocalPlatform:
     ) -> None:
         """Start everything ``environment`` needs; running parts are left as they are.
 
+        Returns once every process runs and every service with a health path answers it.
         Optional services (``optional = true``) start only when named in ``with_optional``.
+        When something fails, the environment's processes are stopped again and the error
+        names the environment, the part and the cause (a process's last log lines).
         """
         env = self.config.environments[environment]
         release = release or Release("work-tree", "work-tree")
+        services = [
+            name
+            for name, binding in env.services.items()
+            if binding.platform == "local"
+            and (not self.config.services[name].optional or name in with_optional)
+        ]
+        caddy = self.caddy()
+        try:
+            self._preflight(env, services, caddy)
+            self._data(env)
+            if not self.supervisor.alive():
+                spawn(self.state)
+            caddy.start()
+            for service in services:
+                self._service(env, service, release, caddy)
+            self._wait_started(env, services)
+        except PlatformError as exc:
+            self._stop_processes(environment)
+            raise PlatformError(f"{environment}: {exc}") from None
+
+    def _preflight(self, env: Environment, services: list[str], caddy: Caddy) -> None:
+        """Refuse before starting anything: a site's port taken, an outside service down."""
+        ours = {site.port for site in caddy.sites().values()} if caddy.running() else set()
+        for service in services:
+            url = env.services[service].url
+            port = urlsplit(url).port if url else None
+            if port is not None and port not in ours and port_in_use(port):
+                raise PlatformError(
+                    f"{service}: port {port} ({url}) is taken by another process; stop it "
+                    f"or give environments.{env.name}.{service}.url another port"
+                )
+        for what, part in (("database", env.database), ("redis", env.redis)):
+            url = getattr(part, "url", None)
+            if part is None or part.provider == "local" or not url or "://" not in url:
+                continue
+            _reachable(what, url, f"environments.{env.name}.{what}.url")
+
+    def _data(self, env: Environment) -> None:
         if (redis := self.redis(env)) is not None:
             redis.start()
         if (found := self.postgres(env)) is not None:
             cluster, db = found
             cluster.start()
             cluster.create_database(db)
+        if (path := self.sqlite(env)) is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         for name in env.storage.buckets.values() if env.storage else []:
             self.bucket_dir(env, name).mkdir(parents=True, exist_ok=True)
-        if not self.supervisor.alive():
-            spawn(self.state)
-        caddy = self.caddy()
-        caddy.start()
-        for service in env.services:
-            optional = self.config.services[service].optional and service not in with_optional
-            if env.services[service].platform == "local" and not optional:
-                self._service(env, service, release, caddy)
 
-    def stop_environment(self, environment: str) -> None:
-        """Stop one environment's processes and data services (data stays on disk)."""
-        env = self.config.environments[environment]
+    def _wait_started(self, env: Environment, services: list[str]) -> None:
+        """Wait until each process has stayed up and each health path answers."""
+        waiting = {
+            service: f"{env.services[service].url}{self.config.services[service].health}"
+            for service in services
+            if self.config.services[service].health and env.services[service].url
+        }
+        deadline = time.monotonic() + HEALTH_TIMEOUT
+        began = time.monotonic()
+        while True:
+            self._check_processes(env.name)
+            waiting = {s: url for s, url in waiting.items() if not _answers(url)}
+            if not waiting and time.monotonic() - began >= STEADY:
+                return
+            if time.monotonic() > deadline:
+                service, url = next(iter(waiting.items()))
+                raise PlatformError(
+                    f"{service}: {url} did not answer within {HEALTH_TIMEOUT:g}s"
+                    + self._log_tail(env.name, service)
+                )
+            time.sleep(0.2)
+
+    def _check_processes(self, environment: str) -> None:
+        for process in self.supervisor.processes():
+            if not process["name"].startswith(f"{environment}."):
+                continue
+            if process["restarts"] or process["state"] != "running":
+                name = process["name"].removeprefix(f"{environment}.")
+                last = "\n".join(self.supervisor.logs(process["name"], _LOG_LINES))
+                raise PlatformError(
+                    f"{name} exited with code {process['exit_code']} on start "
+                    f"({process['command']}); its log ends:\n{last}"
+                )
+
+    def _log_tail(self, environment: str, service: str) -> str:
+        lines = []
+        for process in self.supervisor.processes():
+            if process["name"].startswith(f"{environment}.{service}."):
+                lines += self.supervisor.logs(process["name"], _LOG_LINES)
+        return "; its log ends:\n" + "\n".join(lines) if lines else ""
+
+    def _stop_processes(self, environment: str) -> None:
         if self.supervisor.alive():
             for process in self.supervisor.processes():
                 if process["name"].startswith(f"{environment}."):
                     self.supervisor.stop(process["name"])
+
+    def stop_environment(self, environment: str) -> None:
+        """Stop one environment's processes and data services (data stays on disk)."""
+        env = self.config.environments[environment]
+        self._stop_processes(environment)
         if (redis := self.redis(env)) is not None:
             redis.stop()
         if (found := self.postgres(env)) is not None:
@@ -130,11 +227,12 @@ class LocalPlatform:
             release=release,
             port=internal,
             bucket=lambda _role, name: str(self.bucket_dir(env, name)),
+            database_url=f"sqlite:///{path}" if (path := self.sqlite(env)) else None,
         )
         variables["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         cwd = self.project_dir / spec.root
         if spec.release_command:
-            _run_release(spec.release_command, cwd, variables, f"{env.name} {service}")
+            _run_release(spec.release_command, cwd, variables, service)
         for process, command in (spec.dev if env.local and spec.dev else spec.processes).items():
             name = f"{env.name}.{service}.{process}"
             self.supervisor.start(name, command, cwd=str(cwd), env=variables, restart="always")
@@ -202,6 +300,27 @@ class LocalPlatform:
                 redis.stop()
             if (found := self.postgres(env)) is not None:
                 found[0].stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(200 <= response.status < 300)
+    except (OSError, ValueError):
+        return False
+
+
+def _reachable(what: str, url: str, key: str) -> None:
+    parts = urlsplit(url)
+    default = {"redis": 6379, "rediss": 6379}.get(parts.scheme, 5432)
+    host, port = parts.hostname or "localhost", parts.port or default
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        raise PlatformError(
+            f"the {what} at {host}:{port} is unreachable ({exc.strerror or exc}); "
+            f"start it or fix {key}"
+        ) from None
 
 
 def _run_release(command: str, cwd: Path, env: dict[str, str], what: str) -> None:

@@ -74,6 +74,11 @@ class _Process:
         }
 
 
+# The parent-death signal reaches only the shell; when the supervisor dies, the shell
+# passes it on to its whole process group, so nothing the command started is orphaned.
+_GUARDED = "trap 'trap - TERM; kill -TERM 0' TERM\n( {command}\n) &\nwait $!"
+
+
 def _die_with_parent() -> None:
     os.setsid()
     libc = ctypes.CDLL(None, use_errno=True)
@@ -115,7 +120,7 @@ class Supervisor:
     def _fork(self, process: _Process) -> None:
         with process.log.open("ab") as log:
             process.popen = subprocess.Popen(  # commands come from tiers.toml, run by a shell
-                process.command,
+                _GUARDED.format(command=process.command),
                 shell=True,
                 cwd=process.cwd,
                 env={**os.environ, **process.env},

@@ -1,0 +1,44 @@
+"""Platforms are found through the ``tiers.platforms`` entry points, the local one too."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint, EntryPoints
+from pathlib import Path
+
+import pytest
+
+from tiers.config import load
+from tiers.errors import UsageError
+from tiers.platforms import base
+from tiers.platforms.base import Platform, available, load_platform
+
+
+def test_the_local_platform_is_registered_like_any_other(plyr: Path) -> None:
+    assert available()["local"] == "tiers.platforms.local.platform:LocalPlatform"
+    platform = load_platform("local")(load(plyr).config, plyr.parent)
+    assert isinstance(platform, Platform)
+    assert platform.name == "local"
+
+
+def test_an_unknown_platform_names_those_installed() -> None:
+    with pytest.raises(UsageError, match=r"no platform 'fly' is installed \(known: local\)"):
+        load_platform("fly")
+
+
+def test_two_packages_claiming_one_name_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    points = EntryPoints(
+        [
+            EntryPoint("local", "tiers.platforms.local.platform:LocalPlatform", base.GROUP),
+            EntryPoint("local", "other_package:Local", base.GROUP),
+        ]
+    )
+    monkeypatch.setattr(base, "entry_points", lambda group: points)
+    with pytest.raises(UsageError, match="two packages register the platform 'local'"):
+        available()
+
+
+def test_a_class_without_the_interface_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    points = EntryPoints([EntryPoint("broken", "pathlib:PurePath", base.GROUP)])
+    monkeypatch.setattr(base, "entry_points", lambda group: points)
+    with pytest.raises(UsageError, match="does not implement tiers' interface"):
+        load_platform("broken")
