@@ -7,8 +7,9 @@
      │    ├── ConfigError       tiers.toml is missing, malformed or invalid (file:line:col)
      │    └── ImportFailed      a platform file given to `tiers import` cannot be read
      └── OperationError         an operation ran and failed, or found problems: exit 1
-          └── PlatformError     a platform's component (redis-server, PostgreSQL, Caddy, a
-                                process) is missing, will not start or does not answer
+          ├── PlatformError     a platform's component (redis-server, PostgreSQL, Caddy, a
+          │                     process) is missing, will not start or does not answer
+          └── LockHeld          another deploy holds the environment's lock (who, since when)
 
 Errors from libraries and subprocesses are translated into this tree where they enter
 our code, so the command line turns them into one clear line and an exit code in one
@@ -18,10 +19,12 @@ place (``tiers.cli``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 __all__ = [
     "ConfigError",
     "ImportFailed",
+    "LockHeld",
     "OperationError",
     "PlatformError",
     "Problem",
@@ -50,6 +53,24 @@ class ImportFailed(UsageError):
 
 class PlatformError(OperationError):
     """A component could not be found, started or reached; the message says which and why."""
+
+
+class LockHeld(OperationError):
+    """The environment is being deployed by someone else, whose lease is still alive."""
+
+    def __init__(
+        self, environment: str, holder: str, since: datetime, deployment_id: int | None
+    ) -> None:
+        self.environment = environment
+        self.holder = holder
+        self.since = since
+        self.deployment_id = deployment_id
+        which = f" (deployment {deployment_id})" if deployment_id is not None else ""
+        super().__init__(
+            f"{environment} is being deployed by {holder} since "
+            f"{since.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC{which}; "
+            "wait for it or pass --wait to queue"
+        )
 
 
 @dataclass(frozen=True)
