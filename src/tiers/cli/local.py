@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -67,9 +67,17 @@ def down(config: io.ConfigOption = Path("tiers.toml")) -> None:
 
 
 @app.command()
-def status(config: io.ConfigOption = Path("tiers.toml"), json_: io.JsonOption = False) -> None:
-    """Every environment: its processes, their health, URLs, version and migration head."""
+def status(
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: Annotated[
+        str | None,
+        typer.Option("--state", envvar="TIERS_STATE_URL", help="The state store (see deploy)."),
+    ] = None,
+    json_: io.JsonOption = False,
+) -> None:
+    """Every environment: processes, health, URLs, version, migration head, last deploy."""
     report = _platform(config).status()
+    _deployments(report, config, state)
     if json_:
         io.out(json.dumps(report, indent=2))
         return
@@ -77,6 +85,11 @@ def status(config: io.ConfigOption = Path("tiers.toml"), json_: io.JsonOption = 
         io.out("the supervisor is not running: no process of this project runs; `tiers up`")
     for env in report:
         io.out(env["environment"])
+        if deployed := env.get("deployment"):
+            io.out(
+                f"  deployment {deployed['id']} ({deployed['kind']}): {deployed['version']} "
+                f"{(deployed['commit'] or '')[:12]} {deployed['state']}"
+            )
         for p in env["processes"]:
             io.out(f"  {p['name']}: {p['state']} pid {p['pid']} restarts {p['restarts']}")
         for name, s in env["services"].items():
@@ -85,6 +98,26 @@ def status(config: io.ConfigOption = Path("tiers.toml"), json_: io.JsonOption = 
                 f"{k}={health[k]}" for k in ("status", "version", "migration_head") if k in health
             )
             io.out(f"  {name} {s['url']}: {detail or 'no health path'}")
+
+
+def _deployments(report: list[dict[str, Any]], config: Path, state: str | None) -> None:
+    """Add each environment's newest deployment, when there is a state store to read."""
+    if state is None and not (config.resolve().parent / ".tiers" / "state.db").exists():
+        return
+    from tiers.state import StateStore
+
+    with StateStore.open(state, config.resolve().parent) as store:
+        for env in report:
+            found = store.history(env["environment"], limit=1)
+            if not found:
+                continue
+            last = found[0].to_json()
+            lock = store.locked(env["environment"])
+            if last["state"] == "running" and (lock is None or lock.abandoned):
+                last["state"] = "interrupted"
+            env["deployment"] = {
+                k: last[k] for k in ("id", "kind", "version", "commit", "state", "started_at")
+            }
 
 
 @app.command()

@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PositiveFloat,
     field_validator,
     model_validator,
 )
@@ -212,9 +213,18 @@ class Service(Model):
     """Globs of migration files: changes there are announced before a deploy."""
     framework: str | None = None
     build: str | None = None
+    lock: str | None = None
+    """A lock file (relative to ``root``): while its content is unchanged, the environment
+    ``build`` installs into (a virtualenv) is reused across releases."""
     output: str | None = None
     release_command: str | None = None
+    downgrade_command: str | None = None
+    """Undoes migrations down to ``$TIERS_MIGRATION_TARGET`` (``tiers rollback --db downgrade``)."""
     health: UrlPath | None = None
+    health_timeout: PositiveFloat = 60.0
+    """Seconds a new version has to answer its health path before the deploy gives up."""
+    drain_timeout: PositiveFloat = 10.0
+    """Seconds the old version has to finish its requests after the switch."""
     docs: UrlPath | None = None
     processes: dict[Slug, str] = {}
     dev: dict[Slug, str] = {}

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,6 +49,21 @@ def default_holder() -> str:
     return f"{user}@{socket.gethostname()} pid {os.getpid()}"
 
 
+def _dead_here(holder: str) -> bool:
+    """True when ``holder`` (``user@host pid N``) is a process of this machine that is gone:
+    its lease need not run out before the lock is taken over."""
+    who, _, pid = holder.rpartition(" pid ")
+    if who.rpartition("@")[2] != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 @dataclass(frozen=True)
 class LockInfo:
     """Who holds (or held) an environment's lock, since when, for which deployment."""
@@ -63,6 +78,11 @@ class LockInfo:
         """``alice@laptop pid 1234 since 2026-11-26 01:02:03 UTC (deployment 7)``"""
         which = f" (deployment {self.deployment_id})" if self.deployment_id is not None else ""
         return f"{self.holder} since {self.since:%Y-%m-%d %H:%M:%S} UTC{which}"
+
+    @property
+    def abandoned(self) -> bool:
+        """True when nobody holds it any more: the lease ran out or its holder is dead."""
+        return self.expires_at <= datetime.now(UTC) or _dead_here(self.holder)
 
     @classmethod
     def from_row(cls, row: Any) -> LockInfo:
@@ -164,9 +184,10 @@ class Lease:
                 if row is None:
                     continue  # released between our two looks: try again
                 held = LockInfo.from_row(row)
-                if held.expires_at > now:
+                dead = _dead_here(held.holder)
+                if held.expires_at > now and not dead:
                     return held
-                if self._take_over(connection, row.token, now):
+                if self._take_over(connection, row.token, now, expired=not dead):
                     self.took_over = held
                     return None
 
@@ -189,16 +210,16 @@ class Lease:
         # An INSERT's row count is kept only on request (psycopg would report -1).
         return connection.execute(absent.execution_options(preserve_rowcount=True)).rowcount == 1
 
-    def _take_over(self, connection: Connection, token: str, now: datetime) -> bool:
-        # Only the acquisition we looked at, and only while it is still expired: a
-        # heartbeat or another taker in between leaves this nothing to update.
+    def _take_over(
+        self, connection: Connection, token: str, now: datetime, *, expired: bool = True
+    ) -> bool:
+        # Only the acquisition we looked at, and only while it is still expired (or its
+        # holder, on this machine, is dead): a heartbeat or another taker in between
+        # leaves this nothing to update.
+        still = (locks.c.expires_at <= now,) if expired else ()
         result = connection.execute(
             sa.update(locks)
-            .where(
-                locks.c.environment == self.environment,
-                locks.c.token == token,
-                locks.c.expires_at <= now,
-            )
+            .where(locks.c.environment == self.environment, locks.c.token == token, *still)
             .values(
                 holder=self.holder,
                 token=self._token,

@@ -16,11 +16,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -30,15 +27,15 @@ from urllib.parse import urlsplit
 from tiers.config import Config, Environment
 from tiers.errors import PlatformError
 from tiers.platforms.local.caddy import Caddy
-from tiers.platforms.local.ports import free_port, port_in_use
+from tiers.platforms.local.ports import free_port, http_ok, port_in_use
 from tiers.platforms.local.postgres import PostgresCluster
 from tiers.platforms.local.redis import RedisServer
+from tiers.platforms.local.releases import LocalReleases
 from tiers.platforms.local.supervisor import SupervisorClient, spawn
-from tiers.platforms.runtime import Release, process_env
+from tiers.platforms.runtime import Release
 
 __all__ = ["LocalPlatform"]
 
-RELEASE_TIMEOUT = 300
 HEALTH_TIMEOUT = 60.0
 STEADY = 1.5  # seconds a process without a health path must stay up to count as started
 _LOG_LINES = 15
@@ -57,21 +54,22 @@ class LocalPlatform:
 
     # -- parts ------------------------------------------------------------------------------
 
-    def _env_dir(self, env: Environment) -> Path:
+    def env_dir(self, env: Environment) -> Path:
+        """The environment's state: its data services, buckets, sites and live.json."""
         return self.state / "environments" / env.name
 
     def redis(self, env: Environment) -> RedisServer | None:
         redis = env.redis
         if redis is None or redis.provider != "local" or not redis.url:
             return None
-        return RedisServer(self._env_dir(env), urlsplit(redis.url).port or 6379, env.name)
+        return RedisServer(self.env_dir(env), urlsplit(redis.url).port or 6379, env.name)
 
     def postgres(self, env: Environment) -> tuple[PostgresCluster, str] | None:
         db = env.database
         if db is None or db.provider != "local" or db.engine != "postgresql" or not db.url:
             return None
         parts = urlsplit(db.url)
-        cluster = PostgresCluster(self._env_dir(env), parts.port or 5432, env.name)
+        cluster = PostgresCluster(self.env_dir(env), parts.port or 5432, env.name)
         return cluster, parts.path.lstrip("/") or db.name
 
     def sqlite(self, env: Environment) -> Path | None:
@@ -81,7 +79,7 @@ class LocalPlatform:
         if db is None or db.provider != "local" or db.engine != "sqlite":
             return None
         path = Path(db.url.removeprefix("sqlite:///") if db.url else f"{db.name}.sqlite3")
-        return path if path.is_absolute() else self._env_dir(env) / "databases" / path
+        return path if path.is_absolute() else self.env_dir(env) / "databases" / path
 
     def caddy(self) -> Caddy:
         port_file = self.state / "caddy" / "admin.port"
@@ -94,7 +92,7 @@ class LocalPlatform:
         return Caddy(self.state / "caddy", port)
 
     def bucket_dir(self, env: Environment, name: str) -> Path:
-        return self._env_dir(env) / "buckets" / name
+        return self.env_dir(env) / "buckets" / name
 
     # -- up and down ------------------------------------------------------------------------
 
@@ -124,11 +122,29 @@ class LocalPlatform:
                 spawn(self.state)
             caddy.start()
             for service in services:
-                self._service(env, service, release, caddy)
+                self._service(env, service, release)
             self._wait_started(env, services)
         except PlatformError as exc:
             self._stop_processes(environment)
             raise PlatformError(f"{environment}: {exc}") from None
+
+    def prepare(self, environment: str) -> None:
+        """Start what a release of ``environment`` runs on: its data services, the
+        supervisor and Caddy (the pipeline then starts the release itself)."""
+        env = self.config.environments[environment]
+        try:
+            self._data(env)
+            if not self.supervisor.alive():
+                spawn(self.state)
+            self.caddy().start()
+        except PlatformError as exc:
+            raise PlatformError(f"{environment}: {exc}") from None
+
+    def database_url(self, env: Environment) -> str | None:
+        """Where this platform's processes reach ``env``'s database (None: not known)."""
+        if (path := self.sqlite(env)) is not None:
+            return f"sqlite:///{path}"
+        return env.database.url if env.database else None
 
     def _preflight(self, env: Environment, services: list[str], caddy: Caddy) -> None:
         """Refuse before starting anything: a site's port taken, an outside service down."""
@@ -170,7 +186,7 @@ class LocalPlatform:
         began = time.monotonic()
         while True:
             self._check_processes(env.name)
-            waiting = {s: url for s, url in waiting.items() if not _answers(url)}
+            waiting = {s: url for s, url in waiting.items() if not http_ok(url)}
             if not waiting and time.monotonic() - began >= STEADY:
                 return
             if time.monotonic() > deadline:
@@ -215,45 +231,23 @@ class LocalPlatform:
         if (found := self.postgres(env)) is not None:
             found[0].stop()
 
-    def _service(self, env: Environment, service: str, release: Release, caddy: Caddy) -> None:
-        spec = self.config.services[service]
-        binding = env.services[service]
-        port = urlsplit(binding.url).port if binding.url else None
-        internal = free_port() if spec.processes and port else None
-        variables = process_env(
-            self.config,
-            env.name,
-            service,
-            release=release,
-            port=internal,
-            bucket=lambda _role, name: str(self.bucket_dir(env, name)),
-            database_url=f"sqlite:///{path}" if (path := self.sqlite(env)) else None,
-        )
-        variables["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        cwd = self.project_dir / spec.root
-        if spec.release_command:
-            _run_release(spec.release_command, cwd, variables, service)
-        for process, command in (spec.dev if env.local and spec.dev else spec.processes).items():
-            name = f"{env.name}.{service}.{process}"
-            self.supervisor.start(name, command, cwd=str(cwd), env=variables, restart="always")
-        if port is None:
+    def _service(self, env: Environment, service: str, release: Release) -> None:
+        """Serve ``service``: a deployed release keeps serving (restarted if it stopped);
+        otherwise the work tree runs, with the dev commands in a local tier."""
+        releases = LocalReleases(self)
+        live = releases.live(env.name).get(service)
+        if live is not None and live.tag:
+            if not releases.running(live):
+                venv = Path(live.venv) if live.venv else None
+                again = Release(live.version, live.commit)
+                live = releases.start(env.name, service, again, Path(live.source), venv, live.tag)
+            releases.switch(live)
             return
-        if internal is not None:
-            caddy.set_site(f"{env.name}-{service}", port, upstream=f"127.0.0.1:{internal}")
-        elif spec.kind == "frontend":
-            site = self._static_copy(env, service, variables)
-            caddy.set_site(f"{env.name}-{service}", port, root_dir=site)
-
-    def _static_copy(self, env: Environment, service: str, variables: dict[str, str]) -> Path:
-        spec = self.config.services[service]
-        source = self.project_dir / (spec.output or spec.root)
-        target = self._env_dir(env) / "sites" / service
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(source, target)
-        names = ["TIERS_ENVIRONMENT", *spec.vars.values()]
-        lines = [f"window.{n} = {json.dumps(variables[n])};" for n in names if n in variables]
-        (target / "config.js").write_text("\n".join(lines) + "\n", encoding="utf-8")
-        return target
+        releases.release_command(env.name, service, release, self.project_dir, None)
+        instance = releases.start(
+            env.name, service, release, self.project_dir, None, tag="", dev=env.local
+        )
+        releases.switch(instance)
 
     def status(self) -> list[dict[str, Any]]:
         """Each environment: its processes (from the supervisor) and what /health answers."""
@@ -302,14 +296,6 @@ class LocalPlatform:
                 found[0].stop()
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(200 <= response.status < 300)
-    except (OSError, ValueError):
-        return False
-
-
 def _reachable(what: str, url: str, key: str) -> None:
     parts = urlsplit(url)
     default = {"redis": 6379, "rediss": 6379}.get(parts.scheme, 5432)
@@ -321,19 +307,3 @@ def _reachable(what: str, url: str, key: str) -> None:
             f"the {what} at {host}:{port} is unreachable ({exc.strerror or exc}); "
             f"start it or fix {key}"
         ) from None
-
-
-def _run_release(command: str, cwd: Path, env: dict[str, str], what: str) -> None:
-    result = subprocess.run(  # a command from tiers.toml, run by a shell
-        command,
-        shell=True,
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=RELEASE_TIMEOUT,
-        check=False,
-    )
-    if result.returncode != 0:
-        last = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
-        raise PlatformError(f"{what}: release command failed ({result.returncode}):\n{last}")

@@ -14,12 +14,13 @@ import errno
 import socket
 import subprocess
 import time
+import urllib.request
 from typing import Any
 
 from tiers.errors import PlatformError
 from tiers.platforms.local._proc import alive
 
-__all__ = ["free_port", "port_in_use", "wait_for_port"]
+__all__ = ["free_port", "http_ok", "port_in_use", "wait_for_port"]
 
 HOST = "127.0.0.1"
 _POLL = 0.05  # seconds between two connection attempts
@@ -64,6 +65,15 @@ def wait_for_port(
         if _exited(process) or time.monotonic() >= deadline:
             return False
         time.sleep(_POLL)
+
+
+def http_ok(url: str) -> bool:
+    """True when ``url`` answers with a 2xx status within two seconds."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(200 <= response.status < 300)
+    except (OSError, ValueError):
+        return False
 
 
 def _answers(port: int) -> bool:

@@ -1,0 +1,153 @@
+"""`tiers deploy`, `tiers rollback`, `tiers history`: the pipeline and its record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+
+from tiers.cli import app, io
+
+if TYPE_CHECKING:
+    from tiers.pipeline.deploy import Pipeline
+    from tiers.state import Deployment, StateStore
+
+StateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--state",
+        envvar="TIERS_STATE_URL",
+        help="The state store: a PostgreSQL URL shared by a team (env: TIERS_STATE_URL); "
+        "default .tiers/state.db beside tiers.toml.",
+    ),
+]
+WaitOption = Annotated[
+    bool, typer.Option("--wait", help="Queue behind a deploy in progress instead of refusing.")
+]
+EnvArgument = Annotated[str, typer.Argument(help="The environment.")]
+
+
+def _store(config: Path, state: str | None) -> StateStore:
+    from tiers.state import StateStore
+
+    return StateStore.open(state, config.resolve().parent)
+
+
+def _pipeline(config: Path, state: str | None) -> Pipeline:
+    from tiers.config import load
+    from tiers.pipeline.deploy import Pipeline
+    from tiers.pipeline.report import Reporter
+
+    loaded = load(config)
+    reporter = Reporter(live=io.colour(), emit=io.raw)
+    return Pipeline(loaded.config, config, _store(config, state), reporter)
+
+
+@app.command()
+def deploy(
+    environment: EnvArgument,
+    ref: Annotated[
+        str | None,
+        typer.Option("--ref", help="Branch, tag or commit (default: what the trigger follows)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and change nothing.")
+    ] = False,
+    wait: WaitOption = False,
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: StateOption = None,
+) -> None:
+    """Build REF from git, migrate, start beside the old version, switch, drain, record."""
+    pipeline = _pipeline(config, state)
+    env = pipeline.environment(environment)
+    target = pipeline.target(env, ref)
+    if dry_run:
+        for line in pipeline.plan(environment, target):
+            io.out(line)
+        return
+    done = pipeline.deploy(environment, target, wait=wait)
+    io.out(
+        f"{environment}: {done.version} ({(done.commit or '')[:12]}) serves; deployment {done.id}"
+    )
+
+
+@app.command()
+def rollback(
+    environment: EnvArgument,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="A version (or commit) that ran before (default: the last)."),
+    ] = None,
+    db: Annotated[
+        Literal["keep", "downgrade", "restore"],
+        typer.Option(
+            "--db",
+            help="keep the database; downgrade its migrations to the target's head; or "
+            "restore the snapshot taken before the deploy being undone.",
+        ),
+    ] = "keep",
+    force: Annotated[
+        bool, typer.Option("--force", help="Downgrade even when it drops data.")
+    ] = False,
+    wait: WaitOption = False,
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: StateOption = None,
+) -> None:
+    """Serve an earlier release again, without a rebuild; the database as --db says."""
+    done = _pipeline(config, state).rollback(environment, to, db=db, force=force, wait=wait)
+    io.out(f"{environment}: {done.version} serves again; rollback {done.id} (--db {db})")
+
+
+@app.command()
+def history(
+    environment: EnvArgument,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 20,
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: StateOption = None,
+    json_: io.JsonOption = False,
+) -> None:
+    """Every deployment of ENV: version, commit, who, when, steps, end state."""
+    from tiers.config import load
+
+    if environment not in load(config).config.environments:
+        from tiers.errors import UsageError
+
+        raise UsageError(f"no environment {environment!r} in {config}")
+    with _store(config, state) as store:
+        found = store.history(environment, limit)
+        lock = store.locked(environment)
+        held = lock is not None and not lock.abandoned
+    if json_:
+        io.out(json.dumps([_json(d, held) for d in found], indent=2))
+        return
+    if not found:
+        io.out(f"{environment}: no deployment yet")
+    for d in found:
+        io.out(_line(d, held))
+        for step in d.steps:
+            took = f"{step.duration_ms / 1000:.1f} s" if step.duration_ms is not None else ""
+            detail = f"  {step.detail.splitlines()[0]}" if step.detail else ""
+            io.out(f"    {step.name:<9} {step.outcome:<7} {took:>7}{detail}")
+
+
+def _state(d: Deployment, locked: bool) -> str:
+    if d.state == "running" and not locked:
+        return "interrupted (tiers was stopped; the next deploy or rollback repairs it)"
+    return d.state
+
+
+def _line(d: Deployment, locked: bool) -> str:
+    when = d.started_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    heads = f"migrations {d.migration_before or '-'} → {d.migration_after or '-'}"
+    commit = (d.commit or "")[:12]
+    state = _state(d, locked)
+    return f"#{d.id} {d.kind} {d.version} ({commit}) by {d.actor} at {when}: {state}; {heads}"
+
+
+def _json(d: Deployment, locked: bool) -> dict[str, object]:
+    out = d.to_json()
+    if d.state == "running" and not locked:
+        out["state"] = "interrupted"
+    return out

@@ -1,0 +1,500 @@
+"""``tiers deploy`` and ``tiers rollback``: the pipeline's steps, in order, recorded.
+
+A deploy holds the environment's lock from start to end, so two never interleave. Before
+the switch, any failure leaves the old version serving: the new one is stopped and the
+database is restored from the snapshot when the failed step changed its schema (or, after
+a failed health check, unless every migration applied declares ``COMPATIBLE = True``).
+After the switch, the old version drains and stops. A deploy killed outright leaves its
+record ``running`` with nobody holding its lock; the next deploy or rollback reports it
+as interrupted, stops what it had started and carries on.
+
+>>> pipeline = Pipeline(config, Path("tiers.toml"), store, Reporter(live=False))  # doctest: +SKIP
+>>> pipeline.deploy("staging", ref="main")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tiers.config import Config, Environment
+from tiers.errors import OperationError, PlatformError, UsageError
+from tiers.git import Repo
+from tiers.pipeline import databases
+from tiers.pipeline.migrations import Migrations
+from tiers.pipeline.report import Reporter
+from tiers.platforms.local.platform import LocalPlatform
+from tiers.platforms.local.releases import Instance, LocalReleases
+from tiers.platforms.runtime import Release
+from tiers.state import Deployment, Lease, StateStore, default_holder
+
+__all__ = ["Pipeline", "Target"]
+
+LEASE_SECONDS = 30.0
+DbChoice = str  # "keep" | "downgrade" | "restore"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a deploy ships: a ref, the commit it names, and the version it is called."""
+
+    ref: str
+    commit: str
+    version: str
+
+
+@dataclass
+class _Run:
+    """One deploy or rollback in progress."""
+
+    deployment: int
+    env: Environment
+    release: Release
+    source: Path
+    venvs: dict[str, Path | None]
+    db_url: str | None
+    head_before: str | None
+    snapshot: databases.Snapshot | None = None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path,
+        store: StateStore,
+        report: Reporter,
+        actor: str | None = None,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path.resolve()
+        self.project_dir = self.config_path.parent
+        self.store = store
+        self.report = report
+        self.actor = actor or default_holder().partition(" pid ")[0]
+        self.platform = LocalPlatform(config, self.project_dir)
+        self.releases = LocalReleases(self.platform)
+
+    # -- what --------------------------------------------------------------------------------
+
+    def environment(self, name: str) -> Environment:
+        if name not in self.config.environments:
+            known = ", ".join(self.config.environments)
+            raise UsageError(f"no environment {name!r}; known: {known}")
+        return self.config.environments[name]
+
+    def services(self, env: Environment) -> list[str]:
+        """The services a deploy of ``env`` ships, APIs before the frontends that call them."""
+        found = [
+            name
+            for name, binding in env.services.items()
+            if binding.platform == "local" and not self.config.services[name].optional
+        ]
+        if not found:
+            raise UsageError(f"{env.name} has no service on the local platform to deploy")
+        return sorted(found, key=lambda s: self.config.services[s].kind == "frontend")
+
+    def target(self, env: Environment, ref: str | None) -> Target:
+        repo = Repo.find(self.project_dir)
+        ref = ref or self._default_ref(env, repo)
+        commit = repo.resolve(ref)
+        version = ref if ref in repo.tags() else repo.short(commit)
+        return Target(ref, commit, version)
+
+    def _default_ref(self, env: Environment, repo: Repo) -> str:
+        trigger = env.trigger
+        if trigger.kind == "push" and trigger.branch:
+            return trigger.branch
+        if trigger.kind == "release":
+            prefix = self.config.project.release.tag_prefix
+            tags = repo.tags(f"{prefix}*")
+            if not tags:
+                raise UsageError(
+                    f"{env.name} deploys releases and none has been cut yet; "
+                    f"cut one (tiers release) or pass --ref"
+                )
+            return tags[0]
+        return "HEAD"
+
+    def plan(self, environment: str, target: Target) -> list[str]:
+        env = self.environment(environment)
+        services = ", ".join(self.services(env))
+        short = target.commit[:12]
+        lines = [
+            f"deploy {environment}: {target.ref} → {short} as version {target.version}",
+            f"  build     export {short} to .tiers/releases/; build {services}",
+        ]
+        if self.platform.database_url(env):
+            lines.append("  snapshot  dump the database before anything changes")
+        lines += [
+            "  release   run each release_command (migrations) with the new configuration",
+            "  start     start the new version beside the old one",
+            "  health    wait for its health path; on failure stop it, keep the old one",
+            "  switch    point the sites at the new version (no dropped connection)",
+            "  drain     let the old version finish its requests, then stop it",
+        ]
+        return lines
+
+    # -- deploy ------------------------------------------------------------------------------
+
+    def deploy(self, environment: str, target: Target, *, wait: bool = False) -> Deployment:
+        env = self.environment(environment)
+        services = self.services(env)
+        with self._lock(environment, wait) as lease:
+            self.repair(environment)
+            self.platform.prepare(environment)  # the database must answer from here on
+            db_url = self.platform.database_url(env)
+            head = _head(db_url)
+            manifest = self._manifest(env, target, services)
+            deployment = self.store.begin(
+                environment, "deploy", target.version, target.commit, self.actor, manifest, head
+            )
+            lease.attach(deployment)
+            self.report.line(f"{environment}: deployment {deployment} of {target.version}")
+            release = Release(target.version, target.commit)
+            run = _Run(deployment, env, release, Path(), {}, db_url, head)
+            try:
+                self._build(run, services)
+                self._ship(run, services, manifest)
+            except KeyboardInterrupt:
+                self._end(run, "interrupted", "stopped by Ctrl-C before the switch", manifest)
+                raise
+        found = self.store.get(deployment)
+        assert found is not None
+        return found
+
+    def _build(self, run: _Run, services: list[str]) -> None:
+        with self._step(run, "build") as note:
+            repo = Repo.find(self.project_dir)
+            exported = repo.export(
+                run.release.commit, self.state_dir / "releases" / run.release.commit
+            )
+            run.source = exported / self.project_dir.relative_to(repo.root)
+            notes = []
+            for service in services:
+                run.venvs[service], what = self.releases.build(service, run.source)
+                notes.append(f"{service} {what}")
+            note.text = "; ".join(notes)
+
+    def _ship(self, run: _Run, services: list[str], manifest: dict[str, Any]) -> None:
+        if run.db_url:
+            with self._step(run, "snapshot") as note:
+                dump = self.platform.env_dir(run.env) / "snapshots" / f"{run.deployment}.dump"
+                dump.parent.mkdir(parents=True, exist_ok=True)
+                run.snapshot = databases.snapshot(run.db_url, dump)
+                manifest["snapshot"] = str(dump)
+                note.text = f"migration head {run.snapshot.migration_head or 'none'}"
+        try:
+            with self._step(run, "release") as note:
+                for service in services:
+                    self.releases.release_command(
+                        run.env.name, service, run.release, run.source, run.venvs[service]
+                    )
+                note.text = f"migration head {_head(run.db_url) or 'none'}"
+        except PlatformError as exc:
+            db = self._restore(run, "release")
+            self._end(run, "failed", str(exc), manifest)
+            raise self._failed(run, "its release command failed", db, exc) from None
+        new = self._start(run, services, manifest)
+        with self._step(run, "switch"):
+            old = {service: self.releases.switch(new[service]) for service in services}
+        with self._step(run, "drain") as note:
+            stopped = [i for i in old.values() if i is not None]
+            for instance in stopped:
+                timeout = self.config.services[instance.service].drain_timeout
+                self.releases.stop(instance, drain=timeout)
+            note.text = ", ".join(f"{i.service} {i.version}" for i in stopped) or "nothing"
+        self._end(run, "succeeded", None, manifest)
+
+    def _start(
+        self, run: _Run, services: list[str], manifest: dict[str, Any]
+    ) -> dict[str, Instance]:
+        new: dict[str, Instance] = {}
+        try:
+            with self._step(run, "start"):
+                for service in services:
+                    new[service] = self.releases.start(
+                        run.env.name,
+                        service,
+                        run.release,
+                        run.source,
+                        run.venvs[service],
+                        tag=str(run.deployment),
+                    )
+            with self._step(run, "health") as note:
+                for service, instance in new.items():
+                    timeout = self.config.services[service].health_timeout
+                    self.releases.wait_healthy(instance, timeout)
+                note.text = "healthy"
+        except PlatformError as exc:
+            for instance in new.values():
+                self.releases.stop(instance)
+            db = self._restore(run, "health", compatible_ok=True)
+            self._end(run, "failed", str(exc), manifest)
+            raise self._failed(run, "the new version did not become healthy", db, exc) from None
+        return new
+
+    # -- rollback ----------------------------------------------------------------------------
+
+    def rollback(
+        self,
+        environment: str,
+        to: str | None = None,
+        db: DbChoice = "keep",
+        force: bool = False,
+        wait: bool = False,
+    ) -> Deployment:
+        env = self.environment(environment)
+        services = self.services(env)
+        with self._lock(environment, wait) as lease:
+            self.repair(environment)
+            current, target = self._rollback_target(environment, to)
+            db_url = self.platform.database_url(env)
+            head = _head(db_url)
+            downgrade_to = target.migration_after
+            if db == "downgrade":
+                self._check_downgrade(current, db_url, head, downgrade_to, force)
+            if db == "restore":
+                snapshot = (current.manifest or {}).get("snapshot")
+                if not snapshot or not Path(snapshot).exists():
+                    raise OperationError(
+                        f"deployment {current.id} kept no snapshot to restore; "
+                        "use --db keep or --db downgrade"
+                    )
+            manifest = {**(target.manifest or {}), "undoes": current.id, "db": db}
+            deployment = self.store.begin(
+                environment, "rollback", target.version, target.commit, self.actor, manifest, head
+            )
+            lease.attach(deployment)
+            self.report.line(
+                f"{environment}: rollback {deployment} from {current.version} to {target.version}"
+            )
+            release = Release(target.version, target.commit or "")
+            run = _Run(deployment, env, release, Path(), {}, db_url, head)
+            self._build(run, services)
+            if db == "downgrade" and head != downgrade_to:
+                self._downgrade(run, current, services, downgrade_to or "base")
+            if db == "restore":
+                with self._step(run, "restore") as note:
+                    assert db_url is not None
+                    snap = databases.Snapshot.load(Path(current.manifest["snapshot"]), db_url)
+                    databases.restore(snap, db_url)
+                    note.text = f"database as before deployment {current.id}"
+            new = self._start(run, services, manifest)
+            with self._step(run, "switch"):
+                old = {service: self.releases.switch(new[service]) for service in services}
+            with self._step(run, "drain"):
+                for instance in old.values():
+                    if instance is not None:
+                        self.releases.stop(instance, drain=1.0)
+            self._end(run, "succeeded", None, manifest)
+            self.store.finish(
+                current.id, "rolled-back", error=f"rolled back by deployment {deployment}"
+            )
+        found = self.store.get(deployment)
+        assert found is not None
+        return found
+
+    def _rollback_target(self, environment: str, to: str | None) -> tuple[Deployment, Deployment]:
+        done = [d for d in self.store.history(environment, limit=200) if d.state == "succeeded"]
+        if not done:
+            raise UsageError(f"{environment} has no successful deployment to roll back from")
+        current = done[0]
+        earlier = [d for d in done[1:] if d.commit != current.commit]
+        if to is not None:
+            earlier = [d for d in done[1:] if to in (d.version, d.commit, str(d.id))]
+            if not earlier:
+                versions = ", ".join(dict.fromkeys(d.version for d in done[1:])) or "none"
+                raise UsageError(
+                    f"{environment} never ran {to!r} successfully; earlier versions: {versions}"
+                )
+        if not earlier:
+            raise UsageError(
+                f"{environment} has no earlier successful release than {current.version}"
+            )
+        return current, earlier[0]
+
+    def _check_downgrade(
+        self,
+        current: Deployment,
+        db_url: str | None,
+        head: str | None,
+        to: str | None,
+        force: bool,
+    ) -> None:
+        if db_url is None or head == to:
+            return
+        source = self.state_dir / "releases" / (current.commit or "") / self._relative()
+        globs = [g for s in self.config.services.values() for g in s.migrations]
+        revisions = Migrations.read(source, globs).between(to, head)
+        if not revisions:
+            raise OperationError(
+                f"cannot find the migrations from {head} down to {to} in release "
+                f"{current.version}; use --db keep or --db restore"
+            )
+        losses = []
+        for revision in revisions:
+            for column in revision.drops_columns:
+                table, _, name = column.partition(".")
+                if rows := databases.populated(db_url, table, name):
+                    losses.append(f"{column} ({rows} rows with values, revision {revision.id})")
+        if losses and not force:
+            raise OperationError(
+                f"downgrading to {to} would drop {'; '.join(losses)}; "
+                "pass --force to lose them, or use --db keep"
+            )
+
+    def _downgrade(self, run: _Run, current: Deployment, services: list[str], to: str) -> None:
+        source = self.state_dir / "releases" / (current.commit or "") / self._relative()
+        release = Release(current.version, current.commit or "")
+        with self._step(run, "downgrade") as note:
+            for service in services:
+                if self.config.services[service].downgrade_command:
+                    venv, _ = self.releases.build(service, source)
+                    self.releases.downgrade(run.env.name, service, release, source, venv, to)
+            note.text = f"migration head {_head(run.db_url) or 'none'}"
+
+    # -- shared ------------------------------------------------------------------------------
+
+    @property
+    def state_dir(self) -> Path:
+        return self.project_dir / ".tiers"
+
+    def _relative(self) -> Path:
+        return self.project_dir.relative_to(Repo.find(self.project_dir).root)
+
+    def _lock(self, environment: str, wait: bool) -> Any:
+        def waiting(info: Any) -> None:
+            self.report.line(f"{environment}: waiting for {info.describe()}")
+
+        return _Locked(self, environment, wait, waiting)
+
+    def repair(self, environment: str) -> list[Deployment]:
+        """End deployments left ``running`` by a killed tiers; stop what they started."""
+        found = self.store.unfinished(environment)
+        for deployment in found:
+            step = next((s.name for s in deployment.steps if s.outcome == "running"), "?")
+            self.store.mark_interrupted(
+                deployment.id, f"tiers stopped during its {step} step; repaired by the next run"
+            )
+            self.report.line(
+                f"{environment}: deployment {deployment.id} ({deployment.version}) was "
+                f"interrupted during {step}; what serves is unchanged"
+            )
+        if self.platform.supervisor.alive():
+            for name in self.releases.strays(environment):
+                self.platform.supervisor.stop(name)
+                self.report.line(f"{environment}: stopped {name}, left by an interrupted deploy")
+        return found
+
+    def _step(self, run: _Run, name: str) -> Any:
+        return _Step(self, run, name)
+
+    def _restore(self, run: _Run, after: str, compatible_ok: bool = False) -> str:
+        """Put the database back as it was before this run; what happened, in words."""
+        if run.snapshot is None or run.db_url is None:
+            return "the database was not snapshotted"
+        if databases.fingerprint(run.db_url) == run.snapshot.fingerprint:
+            return "the database schema is unchanged"
+        if compatible_ok:
+            globs = [g for s in self.config.services.values() for g in s.migrations]
+            applied = Migrations.read(run.source, globs).between(run.head_before, _head(run.db_url))
+            if applied and all(r.compatible for r in applied):
+                return "the database keeps its compatible migrations"
+        with self._step(run, "restore") as note:
+            databases.restore(run.snapshot, run.db_url)
+            note.text = f"database restored from the snapshot taken before {after}"
+        return "the database was restored from its snapshot"
+
+    def _failed(self, run: _Run, why: str, db: str, exc: Exception) -> OperationError:
+        live = self.releases.live(run.env.name)
+        serving = ", ".join(f"{s} {i.version}" for s, i in live.items()) or "nothing yet"
+        return OperationError(
+            f"{run.env.name}: deployment {run.deployment} failed: {why}; nothing was "
+            f"switched ({serving} still serving) and {db}.\n{exc}"
+        )
+
+    def _end(self, run: _Run, state: Any, error: str | None, manifest: dict[str, Any]) -> None:
+        manifest["migration_after"] = _head(run.db_url)
+        self.store.finish(
+            run.deployment,
+            state,
+            migration_after=manifest["migration_after"],
+            error=error,
+            manifest=manifest,
+        )
+
+    def _manifest(self, env: Environment, target: Target, services: list[str]) -> dict[str, Any]:
+        """What makes the deployment reproducible: code, configuration, bindings."""
+        text = self.config_path.read_bytes()
+        bindings = {s: env.services[s].model_dump(mode="json", exclude_none=True) for s in services}
+        resources = {
+            name: part.model_dump(mode="json", exclude_none=True)
+            for name, part in (
+                ("database", env.database),
+                ("redis", env.redis),
+                ("storage", env.storage),
+            )
+            if part is not None
+        }
+        return {
+            "ref": target.ref,
+            "commit": target.commit,
+            "version": target.version,
+            "services": services,
+            "config_sha256": hashlib.sha256(text).hexdigest(),
+            "bindings": bindings,
+            "resources": json.loads(json.dumps(resources)),
+            "namespace": env.namespace,
+        }
+
+
+class _Locked:
+    """The environment's deploy lock, as a context manager yielding the lease."""
+
+    def __init__(self, pipeline: Pipeline, environment: str, wait: bool, on_wait: Any) -> None:
+        self.context = pipeline.store.lock(
+            environment,
+            default_holder(),
+            wait=wait,
+            lease_seconds=LEASE_SECONDS,
+            on_wait=on_wait,
+        )
+        self.pipeline = pipeline
+        self.environment = environment
+
+    def __enter__(self) -> Lease:
+        lease: Lease = self.context.__enter__()
+        if lease.took_over is not None:
+            self.pipeline.report.line(
+                f"{self.environment}: took over the lock left by {lease.took_over.describe()}"
+            )
+        return lease
+
+    def __exit__(self, *exc: Any) -> None:
+        self.context.__exit__(*exc)
+
+
+class _Step:
+    """A step shown by the reporter and recorded in the store."""
+
+    def __init__(self, pipeline: Pipeline, run: _Run, name: str) -> None:
+        self.shown = pipeline.report.step(run.env.name, name)
+        self.recorded = pipeline.store.step(run.deployment, name)
+
+    def __enter__(self) -> Any:
+        self.running = self.recorded.__enter__()
+        self.note = self.shown.__enter__()
+        return self.note
+
+    def __exit__(self, *exc: Any) -> bool:
+        self.running.detail = self.note.text or None
+        self.shown.__exit__(*exc)
+        return bool(self.recorded.__exit__(*exc))
+
+
+def _head(url: str | None) -> str | None:
+    return databases.migration_head(url) if url else None

@@ -1,0 +1,359 @@
+"""Releases on the local platform: build one, start it beside the live one, switch, drain.
+
+An *instance* is one release of one service in one environment: its processes under the
+supervisor, named ``ENV.SERVICE.PROCESS@TAG``, listening on a port of their own, or a
+static site directory. What each site serves is recorded in the environment's
+``live.json``; switching rewrites the file Caddy reads the upstream (or root) from, so no
+client connection is dropped, and the old instance is stopped only afterwards (SIGTERM:
+the server finishes the requests it has, then exits).
+
+A service with a ``lock`` file builds into a virtualenv keyed by that file's content (and
+the build command and Python version), kept under the user's cache and shared by every
+release and project: a code-only deploy reuses it and takes seconds.
+
+>>> releases = LocalReleases(platform)                                   # doctest: +SKIP
+>>> instance = releases.start("staging", "backend", release, source, venv, tag="12")
+>>> releases.wait_healthy(instance, timeout=60)
+>>> old = releases.switch(instance)
+>>> releases.stop(old)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from tiers.errors import PlatformError
+from tiers.files import atomic_write
+from tiers.platforms.local.ports import free_port, http_ok
+from tiers.platforms.runtime import Release, process_env
+
+if TYPE_CHECKING:
+    from tiers.platforms.local.platform import LocalPlatform
+
+__all__ = ["Instance", "LocalReleases", "cache_dir", "run_command"]
+
+BUILD_TIMEOUT = 1800
+_LOG_LINES = 20
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One release of one service in one environment, running or ready to serve."""
+
+    environment: str
+    service: str
+    tag: str
+    version: str
+    commit: str
+    processes: tuple[str, ...] = ()
+    port: int | None = None
+    site: str | None = None
+    source: str = ""
+    venv: str | None = None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Instance:
+        return cls(**{**data, "processes": tuple(data.get("processes", ()))})
+
+
+def cache_dir() -> Path:
+    """Where built environments are kept: ``$XDG_CACHE_HOME/tiers`` (``~/.cache/tiers``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tiers"
+
+
+class LocalReleases:
+    def __init__(self, platform: LocalPlatform) -> None:
+        self.platform = platform
+        self.config = platform.config
+
+    # -- build ------------------------------------------------------------------------------
+
+    def build(self, service: str, source: Path) -> tuple[Path | None, str]:
+        """Run the service's build for the release in ``source``; (virtualenv, what happened)."""
+        spec = self.config.services[service]
+        cwd = source / spec.root
+        if not spec.build:
+            return None, "nothing to build"
+        if not spec.lock:
+            run_command(spec.build, cwd, _path_env(None), f"{service}: build")
+            return None, "built"
+        lock = cwd / spec.lock
+        if not lock.is_file():
+            raise PlatformError(f"{service}: lock file {spec.lock} is not in the release")
+        key = hashlib.sha256(
+            f"{sys.version}\n{spec.build}\n".encode() + lock.read_bytes()
+        ).hexdigest()[:16]
+        venv = cache_dir() / "venvs" / f"{service}-{key}"
+        with _locked(venv.with_suffix(".lock")):
+            if (venv / ".tiers-built").exists():
+                return venv, f"reused {venv.name} ({spec.lock} unchanged)"
+            shutil.rmtree(venv, ignore_errors=True)
+            run_command(f'"{sys.executable}" -m venv "{venv}"', cwd, {}, f"{service}: virtualenv")
+            run_command(spec.build, cwd, _path_env(venv), f"{service}: build")
+            (venv / ".tiers-built").write_text(spec.lock + "\n")
+        return venv, f"built {venv.name}"
+
+    # -- run --------------------------------------------------------------------------------
+
+    def variables(
+        self, environment: str, service: str, release: Release, venv: Path | None, port: int | None
+    ) -> dict[str, str]:
+        platform = self.platform
+        env = self.config.environments[environment]
+        sqlite = platform.sqlite(env)
+        variables = process_env(
+            self.config,
+            environment,
+            service,
+            release=release,
+            port=port,
+            bucket=lambda _role, name: str(platform.bucket_dir(env, name)),
+            database_url=f"sqlite:///{sqlite}" if sqlite else None,
+        )
+        return {**variables, **_path_env(venv)}
+
+    def release_command(
+        self, environment: str, service: str, release: Release, source: Path, venv: Path | None
+    ) -> str:
+        """Run the service's release command (migrations) for this release; its output."""
+        spec = self.config.services[service]
+        if not spec.release_command:
+            return ""
+        variables = self.variables(environment, service, release, venv, None)
+        return run_command(
+            spec.release_command, source / spec.root, variables, f"{service}: release"
+        )
+
+    def downgrade(
+        self,
+        environment: str,
+        service: str,
+        release: Release,
+        source: Path,
+        venv: Path | None,
+        target: str,
+    ) -> str:
+        spec = self.config.services[service]
+        if not spec.downgrade_command:
+            raise PlatformError(f"{service} declares no downgrade_command")
+        variables = self.variables(environment, service, release, venv, None)
+        variables["TIERS_MIGRATION_TARGET"] = target
+        return run_command(
+            spec.downgrade_command, source / spec.root, variables, f"{service}: downgrade"
+        )
+
+    def start(
+        self,
+        environment: str,
+        service: str,
+        release: Release,
+        source: Path,
+        venv: Path | None,
+        tag: str,
+        dev: bool = False,
+    ) -> Instance:
+        """Start the release's processes (or prepare its site) beside the live instance.
+
+        ``tag`` tells instances apart (a deployment id; empty for the work tree); ``dev``
+        runs the service's ``dev`` commands where it has them.
+        """
+        spec = self.config.services[service]
+        binding = self.config.environments[environment].services[service]
+        base = Instance(
+            environment,
+            service,
+            tag,
+            release.version,
+            release.commit,
+            source=str(source),
+            venv=str(venv) if venv else None,
+        )
+        commands = spec.dev if dev and spec.dev else spec.processes
+        if commands:
+            port = free_port() if binding.url else None
+            variables = self.variables(environment, service, release, venv, port)
+            names = []
+            for process, command in commands.items():
+                name = f"{environment}.{service}.{process}" + (f"@{tag}" if tag else "")
+                self.platform.supervisor.start(
+                    name, command, cwd=str(source / spec.root), env=variables, restart="always"
+                )
+                names.append(name)
+            return Instance(**{**asdict(base), "processes": tuple(names), "port": port})
+        if spec.kind == "frontend" and binding.url:
+            variables = self.variables(environment, service, release, None, None)
+            site = self._site(environment, service, source, variables, tag)
+            return Instance(**{**asdict(base), "site": str(site)})
+        return base
+
+    def _site(
+        self, environment: str, service: str, source: Path, variables: dict[str, str], tag: str
+    ) -> Path:
+        spec = self.config.services[service]
+        env = self.config.environments[environment]
+        target = self.platform.env_dir(env) / "sites" / (f"{service}@{tag}" if tag else service)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source / (spec.output or spec.root), target)
+        names = ["TIERS_ENVIRONMENT", "TIERS_VERSION", *spec.vars.values()]
+        lines = [f"window.{n} = {json.dumps(variables[n])};" for n in names if n in variables]
+        (target / "config.js").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return target
+
+    def wait_healthy(self, instance: Instance, timeout: float) -> None:
+        """Return once every process stays up and the health path answers 2xx."""
+        spec = self.config.services[instance.service]
+        url = (
+            f"http://127.0.0.1:{instance.port}{spec.health}"
+            if spec.health and instance.port
+            else None
+        )
+        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        while True:
+            self._check_running(instance)
+            if (url is None or http_ok(url)) and time.monotonic() - began >= 1.0:
+                return
+            if time.monotonic() > deadline:
+                raise PlatformError(
+                    f"{instance.service}: {spec.health} did not answer within {timeout:g}s"
+                    + self._tail(instance)
+                )
+            time.sleep(0.2)
+
+    def _check_running(self, instance: Instance) -> None:
+        running = {p["name"]: p for p in self.platform.supervisor.processes()}
+        for name in instance.processes:
+            process = running.get(name)
+            if process is None or process["restarts"] or process["state"] != "running":
+                code = process["exit_code"] if process else None
+                raise PlatformError(
+                    f"{name.partition('.')[2]} exited with code {code} on start"
+                    + self._tail(instance)
+                )
+
+    def _tail(self, instance: Instance) -> str:
+        lines = []
+        for name in instance.processes:
+            lines += self.platform.supervisor.logs(name, _LOG_LINES)
+        return "; its log ends:\n" + "\n".join(lines) if lines else ""
+
+    # -- switch and stop --------------------------------------------------------------------
+
+    def live(self, environment: str) -> dict[str, Instance]:
+        """What serves each service of ``environment`` now, as last switched."""
+        path = self._live_file(environment)
+        if not path.exists():
+            return {}
+        data = json.loads(path.read_text())
+        return {service: Instance.from_json(item) for service, item in data.items()}
+
+    def switch(self, instance: Instance) -> Instance | None:
+        """Send the service's traffic to ``instance``; returns the instance it replaced."""
+        binding = self.config.environments[instance.environment].services[instance.service]
+        port = urlsplit(binding.url).port if binding.url else None
+        caddy = self.platform.caddy()
+        name = f"{instance.environment}-{instance.service}"
+        if port is not None and instance.port is not None:
+            caddy.set_site(name, port, upstream=f"127.0.0.1:{instance.port}")
+        elif port is not None and instance.site is not None:
+            caddy.set_site(name, port, root_dir=Path(instance.site))
+        live = self.live(instance.environment)
+        previous = live.get(instance.service)
+        live[instance.service] = instance
+        self._save(instance.environment, live)
+        return previous
+
+    def stop(self, instance: Instance, drain: float = 0.0) -> None:
+        """Let ``instance`` finish its requests (``drain`` seconds at most), then stop it."""
+        if drain and instance.port is not None:
+            time.sleep(min(drain, 1.0))  # requests dispatched just before the switch land
+        for name in instance.processes:
+            self.platform.supervisor.stop(name)
+        if instance.site is not None:
+            shutil.rmtree(instance.site, ignore_errors=True)
+
+    def running(self, instance: Instance) -> bool:
+        """True when every process of ``instance`` runs (a site is always ready)."""
+        if instance.site is not None:
+            return Path(instance.site).is_dir()
+        if not self.platform.supervisor.alive():
+            return False
+        states = {p["name"]: p["state"] for p in self.platform.supervisor.processes()}
+        return all(states.get(name) == "running" for name in instance.processes)
+
+    def strays(self, environment: str) -> list[str]:
+        """Processes of ``environment`` that no live instance owns (an interrupted deploy's)."""
+        owned = {n for i in self.live(environment).values() for n in i.processes}
+        return [
+            p["name"]
+            for p in self.platform.supervisor.processes()
+            if p["name"].startswith(f"{environment}.")
+            and "@" in p["name"]
+            and p["name"] not in owned
+        ]
+
+    def _live_file(self, environment: str) -> Path:
+        return self.platform.env_dir(self.config.environments[environment]) / "live.json"
+
+    def _save(self, environment: str, live: dict[str, Instance]) -> None:
+        body = json.dumps({s: asdict(i) for s, i in live.items()}, indent=2)
+        atomic_write(self._live_file(environment), body + "\n")
+
+
+def _path_env(venv: Path | None) -> dict[str, str]:
+    first = venv / "bin" if venv else Path(sys.executable).parent
+    out = {"PATH": f"{first}{os.pathsep}{os.environ.get('PATH', '')}"}
+    if venv:
+        out["VIRTUAL_ENV"] = str(venv)
+    return out
+
+
+def run_command(command: str, cwd: Path, env: dict[str, str], what: str) -> str:
+    """Run a command from tiers.toml in a shell; its output, or PlatformError with its tail."""
+    try:
+        result = subprocess.run(  # a command from tiers.toml, run by a shell
+            command,
+            shell=True,
+            cwd=cwd,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise PlatformError(f"{what}: `{command}` ran past {BUILD_TIMEOUT}s") from None
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        last = "\n".join(output.splitlines()[-_LOG_LINES:])
+        raise PlatformError(
+            f"{what}: `{command}` failed with exit code {result.returncode}:\n{last}"
+        )
+    return output
+
+
+class _locked:
+    """An exclusive lock on a file, held across processes (two builds of one venv wait)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = self.path.open("w")
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+
+    def __exit__(self, *_: object) -> None:
+        self.handle.close()

@@ -1,0 +1,375 @@
+"""`tiers deploy` and `tiers rollback` on the example, in a real git repository, for real.
+
+The example's staging runs on ports of its own here (18002, 15174, PostgreSQL 15434,
+Redis 16381), so these tests take turns among themselves but not with the other tiers
+tests; production and development are left out of the copy.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import tiers
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plyr"
+API = "http://localhost:18002"
+PORTS = {"8002": "18002", "5174": "15174", "5434": "15434", "6381": "16381"}
+
+pytest.importorskip("fastapi", reason="the example's dependencies are not installed")
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Ada",
+        "GIT_AUTHOR_EMAIL": "ada@plyr.fm",
+        "GIT_COMMITTER_NAME": "Ada",
+        "GIT_COMMITTER_EMAIL": "ada@plyr.fm",
+    }
+    done = subprocess.run(
+        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+def staging_only(text: str) -> str:
+    """The example's tiers.toml with staging alone, on this module's ports."""
+    start = text.index(
+        "# ---------------------------------------------------------------------------- services"
+    )
+    head, rest = text[:start], text[start:]
+    dev = rest.index(
+        "# ------------------------------------------------------------------------- development"
+    )
+    stg = rest.index(
+        "# ----------------------------------------------------------------------------- staging"
+    )
+    prd = rest.index(
+        "# -------------------------------------------------------------------------- production"
+    )
+    text = head + rest[:dev] + rest[stg:prd]
+    for old, new in PORTS.items():
+        text = text.replace(f":{old}", f":{new}")
+    return text
+
+
+@pytest.fixture
+def repo() -> Iterator[Path]:
+    with (Path(tempfile.gettempdir()) / "tiers-deploy-ports.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        top = Path(tempfile.mkdtemp(prefix="tiers-deploy-"))
+        top.chmod(0o711)
+        project = top / "plyr"
+        shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".tiers", "__pycache__"))
+        config = project / "tiers.toml"
+        config.write_text(staging_only(config.read_text()))
+        (project / ".gitignore").write_text(".tiers/\n__pycache__/\n")
+        git(project, "init", "-q", "-b", "main")
+        git(project, "add", "-A")
+        git(project, "commit", "-q", "-m", "plyr")
+        try:
+            yield project
+        finally:
+            tiers("down", cwd=project)
+            shutil.rmtree(top, ignore_errors=True)
+
+
+def commit(repo: Path, message: str, files: dict[str, str]) -> str:
+    for name, body in files.items():
+        path = repo / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    return git(repo, "rev-parse", "HEAD")
+
+
+def health() -> dict[str, Any]:
+    with urllib.request.urlopen(f"{API}/health", timeout=5) as answer:
+        return dict(json.loads(answer.read()))
+
+
+def history(repo: Path) -> list[dict[str, Any]]:
+    result = tiers("history", "staging", "--json", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    return list(json.loads(result.stdout))
+
+
+def psql(repo: Path, sql: str) -> str:
+    env = {"PGHOST": "127.0.0.1", "PGPORT": "15434", "PGUSER": "postgres"}
+    done = subprocess.run(
+        ["psql", "-X", "-q", "-A", "-t", "-d", "plyr-stg", "-c", sql],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+MIGRATION_0004 = '''"""add plays to tracks"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+DROPS_COLUMNS = ["tracks.plays"]
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("tracks") as batch:
+        batch.add_column(sa.Column("plays", sa.Integer(), nullable=False, server_default="0"))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("tracks") as batch:
+        batch.drop_column("plays")
+'''
+
+FAILING_0004 = '''"""a migration that changes the schema outside its transaction, then fails"""
+
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.get_context().autocommit_block():
+        op.execute("CREATE TABLE half_done (id integer)")
+    raise RuntimeError("the data backfill found a bad row")
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE half_done")
+'''
+
+VERSIONS = "backend/alembic/versions"
+
+
+def upload(title: str) -> None:
+    import httpx
+
+    from tests.examples.test_plyr_app import wav_bytes
+
+    answer = httpx.post(
+        f"{API}/tracks",
+        data={"title": title},
+        files={"audio": ("a.wav", wav_bytes(0.5), "audio/wav")},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+
+
+def test_deploys_the_commit_and_records_every_step(repo: Path) -> None:
+    plan = tiers("deploy", "staging", "--dry-run", cwd=repo)
+    assert plan.returncode == 0, plan.stderr
+    first = git(repo, "rev-parse", "HEAD")
+    assert f"deploy staging: main → {first[:12]}" in plan.stdout
+    assert "  snapshot  dump the database" in plan.stdout
+    assert history(repo) == []  # a dry run records nothing
+
+    (repo / "backend/src/plyr_backend/uncommitted.py").write_text("never shipped\n")
+    done = tiers("deploy", "staging", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    answer = health()
+    assert (answer["environment"], answer["commit"], answer["migration_head"]) == (
+        "staging",
+        first,
+        "0003",
+    )
+    release = repo / ".tiers/releases" / first / "backend/src/plyr_backend"
+    assert (release / "main.py").exists()
+    assert not (release / "uncommitted.py").exists()  # from git, never the work tree
+
+    second = commit(repo, "plays", {f"{VERSIONS}/0004_add_plays.py": MIGRATION_0004})
+    again = tiers("deploy", "staging", cwd=repo)
+    assert again.returncode == 0, again.stderr
+    assert "reused backend-" in again.stdout  # the lock file did not change
+    answer = health()
+    assert (answer["commit"], answer["migration_head"]) == (second, "0004")
+    runs = history(repo)
+    assert [(r["commit"], r["state"]) for r in runs] == [
+        (second, "succeeded"),
+        (first, "succeeded"),
+    ]
+    assert (runs[0]["migration_before"], runs[0]["migration_after"]) == ("0003", "0004")
+    steps = [s["name"] for s in runs[0]["steps"]]
+    assert steps == [
+        "build",
+        "snapshot",
+        "release",
+        "start",
+        "health",
+        "switch",
+        "drain",
+    ]
+    assert all(s["outcome"] == "ok" and s["duration_ms"] >= 0 for s in runs[0]["steps"])
+    manifest = runs[0]["manifest"]
+    assert manifest["commit"] == second
+    assert manifest["bindings"]["backend"]["url"] == API
+    status = json.loads(tiers("status", "--json", cwd=repo).stdout)
+    processes = {p["name"] for env in status for p in env["processes"]}
+    second_id = runs[0]["id"]
+    assert processes == {f"staging.backend.app@{second_id}", f"staging.backend.worker@{second_id}"}
+
+
+def test_a_failed_release_command_keeps_the_old_version_and_restores_the_database(
+    repo: Path,
+) -> None:
+    assert tiers("deploy", "staging", cwd=repo).returncode == 0
+    upload("kept")
+    before = health()
+    commit(repo, "bad migration", {f"{VERSIONS}/0004_half_done.py": FAILING_0004})
+    failed = tiers("deploy", "staging", cwd=repo)
+    assert failed.returncode == 1
+    assert "its release command failed; nothing was switched" in failed.stderr
+    assert "the database was restored from its snapshot" in failed.stderr
+    assert "RuntimeError: the data backfill found a bad row" in failed.stderr
+    assert health()["commit"] == before["commit"]  # the old version still serves
+    assert psql(repo, "SELECT to_regclass('half_done') IS NULL") == "t"
+    assert psql(repo, "SELECT title FROM tracks") == "kept"
+    assert psql(repo, "SELECT version_num FROM alembic_version") == "0003"
+    last = history(repo)[0]
+    assert last["state"] == "failed"
+    assert [s["name"] for s in last["steps"] if s["outcome"] == "failed"] == ["release"]
+
+
+def test_an_unhealthy_version_is_stopped_and_its_migration_undone(repo: Path) -> None:
+    assert tiers("deploy", "staging", cwd=repo).returncode == 0
+    before = health()
+    main = (repo / "backend/src/plyr_backend/main.py").read_text()
+    commit(
+        repo,
+        "broken app with a migration",
+        {
+            f"{VERSIONS}/0004_add_plays.py": MIGRATION_0004,
+            "backend/src/plyr_backend/main.py": main + "\nraise SystemExit('no such setting')\n",
+        },
+    )
+    failed = tiers("deploy", "staging", cwd=repo)
+    assert failed.returncode == 1
+    assert "the new version did not become healthy" in failed.stderr
+    assert "exited with code" in failed.stderr and "no such setting" in failed.stderr
+    assert health()["commit"] == before["commit"]
+    assert psql(repo, "SELECT version_num FROM alembic_version") == "0003"
+    assert (
+        psql(repo, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'plays'")
+        == "0"
+    )
+    status = json.loads(tiers("status", "--json", cwd=repo).stdout)
+    names = {p["name"] for env in status for p in env["processes"]}
+    first = history(repo)[1]["id"]
+    assert names == {f"staging.backend.app@{first}", f"staging.backend.worker@{first}"}
+
+
+def test_a_second_deploy_is_refused_while_one_holds_the_lock(repo: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from tiers.state import StateStore\n"
+            "with StateStore.open(None, Path('.')) as s, s.lock('staging', 'ci@runner pid 7'):\n"
+            "    print('held', flush=True); time.sleep(60)",
+        ],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        refused = tiers("deploy", "staging", cwd=repo)
+        assert refused.returncode == 1
+        assert "staging is being deployed by ci@runner pid 7 since" in refused.stderr
+        assert "--wait" in refused.stderr
+        assert history(repo) == []
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
+def test_a_deploy_killed_mid_step_is_reported_and_repaired(repo: Path) -> None:
+    assert tiers("deploy", "staging", cwd=repo).returncode == 0
+    first = health()["commit"]
+    slow = (repo / "backend/src/plyr_backend/main.py").read_text()
+    second = commit(
+        repo,
+        "slow start",
+        {"backend/src/plyr_backend/main.py": "import time\ntime.sleep(30)\n" + slow},
+    )
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "tiers", "deploy", "staging"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert deploy.stdout is not None
+    for line in deploy.stdout:  # kill it while the new version is starting up
+        if "staging health ..." in line:
+            break
+    deploy.send_signal(signal.SIGKILL)
+    deploy.communicate()
+    assert health()["commit"] == first  # never nothing: the old version serves
+    assert history(repo)[0]["state"] == "interrupted"
+    shown = tiers("history", "staging", cwd=repo)
+    assert "interrupted (tiers was stopped" in shown.stdout
+
+    commit(repo, "fast again", {"backend/src/plyr_backend/main.py": slow})
+    repaired = tiers("deploy", "staging", cwd=repo)
+    assert repaired.returncode == 0, repaired.stderr
+    assert "was interrupted during health" in repaired.stdout
+    assert "left by an interrupted deploy" in repaired.stdout
+    assert health()["commit"] != second
+    runs = history(repo)
+    assert [r["state"] for r in runs] == ["succeeded", "interrupted", "succeeded"]
+    status = json.loads(tiers("status", "--json", cwd=repo).stdout)
+    names = {p["name"] for env in status for p in env["processes"]}
+    assert len(names) == 2  # app and worker of the live release, nothing left over
+
+
+def test_rollback_serves_the_previous_release_and_guards_its_data(repo: Path) -> None:
+    assert tiers("deploy", "staging", cwd=repo).returncode == 0
+    first = health()["commit"]
+    commit(repo, "plays", {f"{VERSIONS}/0004_add_plays.py": MIGRATION_0004})
+    assert tiers("deploy", "staging", cwd=repo).returncode == 0
+    upload("has plays")
+    refused = tiers("rollback", "staging", "--db", "downgrade", cwd=repo)
+    assert refused.returncode == 1
+    assert "downgrading to 0003 would drop tracks.plays (1 rows with values, revision 0004)" in (
+        refused.stderr
+    )
+    assert health()["migration_head"] == "0004"
+
+    done = tiers("rollback", "staging", "--db", "downgrade", "--force", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    answer = health()
+    assert (answer["commit"], answer["migration_head"]) == (first, "0003")
+    assert psql(repo, "SELECT title FROM tracks") == "has plays"  # the rows stay
+    runs = history(repo)
+    assert [(r["kind"], r["state"]) for r in runs] == [
+        ("rollback", "succeeded"),
+        ("deploy", "rolled-back"),
+        ("deploy", "succeeded"),
+    ]
+    nothing = tiers("rollback", "staging", "--to", "no-such-version", cwd=repo)
+    assert nothing.returncode == 2
+    assert "staging never ran 'no-such-version' successfully" in nothing.stderr
