@@ -306,15 +306,36 @@ def test_a_second_deploy_is_refused_while_one_holds_the_lock(repo: Path) -> None
         holder.communicate()
 
 
-def test_a_deploy_killed_mid_step_is_reported_and_repaired(repo: Path) -> None:
+SLOW_0004 = """\"\"\"a migration that takes its time\"\"\"
+
+import time
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    time.sleep(30)
+
+
+def downgrade() -> None:
+    pass
+"""
+
+
+@pytest.mark.parametrize("step", ["release", "health", "drain"])
+def test_a_deploy_killed_mid_step_is_reported_and_repaired(repo: Path, step: str) -> None:
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
     first = health()["commit"]
-    slow = (repo / "backend/src/plyr_backend/main.py").read_text()
-    second = commit(
-        repo,
-        "slow start",
-        {"backend/src/plyr_backend/main.py": "import time\ntime.sleep(30)\n" + slow},
-    )
+    main = (repo / "backend/src/plyr_backend/main.py").read_text()
+    slow = {
+        "release": {f"{VERSIONS}/0004_slow.py": SLOW_0004},
+        "health": {"backend/src/plyr_backend/main.py": "import time\ntime.sleep(30)\n" + main},
+        "drain": {"backend/src/plyr_backend/main.py": main + "\n# a code-only change\n"},
+    }[step]
+    second = commit(repo, f"slow {step}", slow)
     deploy = subprocess.Popen(
         [sys.executable, "-m", "tiers", "deploy", "staging"],
         cwd=repo,
@@ -323,27 +344,65 @@ def test_a_deploy_killed_mid_step_is_reported_and_repaired(repo: Path) -> None:
         text=True,
     )
     assert deploy.stdout is not None
-    for line in deploy.stdout:  # kill it while the new version is starting up
-        if "staging health ..." in line:
+    for line in deploy.stdout:  # kill it as the step begins
+        if f"staging {step} ..." in line:
             break
     deploy.send_signal(signal.SIGKILL)
     deploy.communicate()
-    assert health()["commit"] == first  # never nothing: the old version serves
+    assert health()["commit"] in (first, second)  # never nothing: old or new serves
     assert history(repo)[0]["state"] == "interrupted"
     shown = tiers("history", "staging", cwd=repo)
     assert "interrupted (tiers was stopped" in shown.stdout
+    assert "interrupted" in tiers("status", cwd=repo).stdout
 
-    commit(repo, "fast again", {"backend/src/plyr_backend/main.py": slow})
+    third = commit(repo, "fixed", {"backend/src/plyr_backend/main.py": main + "\n# fixed\n"})
     repaired = tiers("deploy", "staging", cwd=repo)
     assert repaired.returncode == 0, repaired.stderr
-    assert "was interrupted during health" in repaired.stdout
-    assert "left by an interrupted deploy" in repaired.stdout
-    assert health()["commit"] != second
+    assert f"was interrupted during {step}" in repaired.stdout
+    assert health()["commit"] == third
     runs = history(repo)
     assert [r["state"] for r in runs] == ["succeeded", "interrupted", "succeeded"]
     status = json.loads(tiers("status", "--json", cwd=repo).stdout)
     names = {p["name"] for env in status for p in env["processes"]}
-    assert len(names) == 2  # app and worker of the live release, nothing left over
+    live = runs[0]["id"]
+    assert names == {f"staging.backend.app@{live}", f"staging.backend.worker@{live}"}
+
+
+def test_up_deploys_what_the_trigger_follows_once(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    first = tiers("up", cwd=repo)
+    assert first.returncode == 0, first.stderr
+    assert f"staging: up, deployed {head[:7]} (main)  {API}  http://localhost:15174" in (
+        first.stdout
+    )
+    assert health()["commit"] == head
+    again = tiers("up", cwd=repo)
+    assert again.returncode == 0, again.stderr
+    assert f"staging: up, serving {head[:7]}" in again.stdout
+    assert len(history(repo)) == 1
+
+
+def test_a_queued_deploy_waits_for_the_one_before(repo: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from tiers.state import StateStore\n"
+            "with StateStore.open(None, Path('.')) as s, s.lock('staging', 'ci@runner pid 7'):\n"
+            "    print('held', flush=True); time.sleep(3)",
+        ],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        queued = tiers("deploy", "staging", "--wait", cwd=repo)
+    finally:
+        holder.communicate()
+    assert queued.returncode == 0, queued.stderr
+    assert "staging: waiting for ci@runner pid 7 since" in queued.stdout
+    assert [r["state"] for r in history(repo)] == ["succeeded"]
 
 
 def test_rollback_serves_the_previous_release_and_guards_its_data(repo: Path) -> None:

@@ -148,7 +148,10 @@ def gone(project: Path, keep: tuple[str, ...] = (), timeout: float = 15) -> list
 def test_up_serves_each_tier_with_its_own_backend_and_down_stops_all(project: Path) -> None:
     result = tiers("up", cwd=project)
     assert result.returncode == 0, result.stderr
-    assert "staging: up  http://localhost:8002  http://localhost:5174" in result.stdout
+    assert (
+        "staging: up, from the work tree  http://localhost:8002  http://localhost:5174"
+        in result.stdout
+    )
     for environment, (api, web) in PORTS.items():
         answer = health(api)
         assert (answer["environment"], answer["status"]) == (environment, "ok")
@@ -333,7 +336,10 @@ def test_a_crash_on_start_shows_its_log_and_other_tiers_keep_running(project: Pa
     )
     result = tiers("up", "development", "staging", cwd=project)
     assert result.returncode == 1
-    assert "development: up  http://localhost:8001  http://localhost:5173" in result.stdout
+    assert (
+        "development: up, from the work tree  http://localhost:8001  http://localhost:5173"
+        in result.stdout
+    )
     assert (
         "staging: backend.worker exited with code 3 on start "
         "(echo cannot reach the queue; exit 3); its log ends:"

@@ -14,15 +14,6 @@ if TYPE_CHECKING:
     from tiers.pipeline.deploy import Pipeline
     from tiers.state import Deployment, StateStore
 
-StateOption = Annotated[
-    str | None,
-    typer.Option(
-        "--state",
-        envvar="TIERS_STATE_URL",
-        help="The state store: a PostgreSQL URL shared by a team (env: TIERS_STATE_URL); "
-        "default .tiers/state.db beside tiers.toml.",
-    ),
-]
 WaitOption = Annotated[
     bool, typer.Option("--wait", help="Queue behind a deploy in progress instead of refusing.")
 ]
@@ -35,7 +26,7 @@ def _store(config: Path, state: str | None) -> StateStore:
     return StateStore.open(state, config.resolve().parent)
 
 
-def _pipeline(config: Path, state: str | None) -> Pipeline:
+def pipeline_for(config: Path, state: str | None) -> Pipeline:
     from tiers.config import load
     from tiers.pipeline.deploy import Pipeline
     from tiers.pipeline.report import Reporter
@@ -57,10 +48,10 @@ def deploy(
     ] = False,
     wait: WaitOption = False,
     config: io.ConfigOption = Path("tiers.toml"),
-    state: StateOption = None,
+    state: io.StateOption = None,
 ) -> None:
     """Build REF from git, migrate, start beside the old version, switch, drain, record."""
-    pipeline = _pipeline(config, state)
+    pipeline = pipeline_for(config, state)
     env = pipeline.environment(environment)
     target = pipeline.target(env, ref)
     if dry_run:
@@ -93,10 +84,10 @@ def rollback(
     ] = False,
     wait: WaitOption = False,
     config: io.ConfigOption = Path("tiers.toml"),
-    state: StateOption = None,
+    state: io.StateOption = None,
 ) -> None:
     """Serve an earlier release again, without a rebuild; the database as --db says."""
-    done = _pipeline(config, state).rollback(environment, to, db=db, force=force, wait=wait)
+    done = pipeline_for(config, state).rollback(environment, to, db=db, force=force, wait=wait)
     io.out(f"{environment}: {done.version} serves again; rollback {done.id} (--db {db})")
 
 
@@ -105,7 +96,7 @@ def history(
     environment: EnvArgument,
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many, newest first.")] = 20,
     config: io.ConfigOption = Path("tiers.toml"),
-    state: StateOption = None,
+    state: io.StateOption = None,
     json_: io.JsonOption = False,
 ) -> None:
     """Every deployment of ENV: version, commit, who, when, steps, end state."""

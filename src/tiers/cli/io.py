@@ -17,6 +17,15 @@ ConfigOption = Annotated[
         "--config", "-c", envvar="TIERS_CONFIG", help="The tiers.toml to read (env: TIERS_CONFIG)."
     ),
 ]
+StateOption = Annotated[
+    str | None,
+    typer.Option(
+        "--state",
+        envvar="TIERS_STATE_URL",
+        help="The state store: a PostgreSQL URL shared by a team (env: TIERS_STATE_URL); "
+        "default .tiers/state.db beside tiers.toml.",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON with stable keys.")]
 
 

@@ -29,30 +29,31 @@ def up(
         list[str] | None, typer.Argument(help="Environments (default: all).")
     ] = None,
     config: io.ConfigOption = Path("tiers.toml"),
+    state: io.StateOption = None,
 ) -> None:
     """Start the environments on this machine (idempotent) and print their URLs.
 
     An environment that fails to start is reported and stopped; the others carry on.
     """
-    from tiers.errors import OperationError, PlatformError, UsageError
+    from tiers.cli.deploy import pipeline_for
+    from tiers.errors import OperationError, UsageError
 
-    platform = _platform(config)
-    names = environments or list(platform.config.environments)
+    pipeline = pipeline_for(config, state)
+    known = pipeline.config.environments
+    names = environments or list(known)
     for name in names:
-        if name not in platform.config.environments:
-            raise UsageError(
-                f"no environment {name!r}; known: {', '.join(platform.config.environments)}"
-            )
+        if name not in known:
+            raise UsageError(f"no environment {name!r}; known: {', '.join(known)}")
     failed = []
     for name in names:
         try:
-            platform.up(name)
-        except PlatformError as exc:
+            what = pipeline.up(name)
+        except OperationError as exc:
             io.error(str(exc))
             failed.append(name)
             continue
-        urls = [b.url for b in platform.config.environments[name].services.values() if b.url]
-        io.out(f"{name}: up  {'  '.join(urls)}")
+        urls = [b.url for b in known[name].services.values() if b.url]
+        io.out(f"{name}: {what}  {'  '.join(urls)}")
     if failed:
         raise OperationError(
             f"{', '.join(failed)} did not start (see above); fix it and run `tiers up` again"
@@ -69,10 +70,7 @@ def down(config: io.ConfigOption = Path("tiers.toml")) -> None:
 @app.command()
 def status(
     config: io.ConfigOption = Path("tiers.toml"),
-    state: Annotated[
-        str | None,
-        typer.Option("--state", envvar="TIERS_STATE_URL", help="The state store (see deploy)."),
-    ] = None,
+    state: io.StateOption = None,
     json_: io.JsonOption = False,
 ) -> None:
     """Every environment: processes, health, URLs, version, migration head, last deploy."""

@@ -138,6 +138,31 @@ class Pipeline:
         ]
         return lines
 
+    # -- up ----------------------------------------------------------------------------------
+
+    def up(self, environment: str) -> str:
+        """Bring ``environment`` up as its trigger says; what happened, in words.
+
+        A release already deployed keeps serving (restarted if it stopped). Otherwise an
+        environment that follows a branch deploys it, one that follows releases deploys
+        the latest release tag (or waits for the first), and a local one runs the work
+        tree, as does every environment of a project outside git.
+        """
+        env = self.environment(environment)
+        deployed = [i for i in self.releases.live(environment).values() if i.tag]
+        if deployed:
+            self.platform.up(environment)
+            return f"up, serving {deployed[0].version}"
+        if env.trigger.kind not in ("push", "release") or not _in_git(self.project_dir):
+            self.platform.up(environment)
+            return "up, from the work tree"
+        try:
+            target = self.target(env, None)
+        except UsageError as exc:
+            return f"not deployed: {exc}"
+        self.deploy(environment, target)
+        return f"up, deployed {target.version} ({target.ref})"
+
     # -- deploy ------------------------------------------------------------------------------
 
     def deploy(self, environment: str, target: Target, *, wait: bool = False) -> Deployment:
@@ -494,6 +519,14 @@ class _Step:
         self.running.detail = self.note.text or None
         self.shown.__exit__(*exc)
         return bool(self.recorded.__exit__(*exc))
+
+
+def _in_git(path: Path) -> bool:
+    try:
+        Repo.find(path)
+    except UsageError:
+        return False
+    return True
 
 
 def _head(url: str | None) -> str | None:
