@@ -161,7 +161,8 @@ class Pipeline:
         except UsageError as exc:
             return f"not deployed: {exc}"
         self.deploy(environment, target)
-        return f"up, deployed {target.version} ({target.ref})"
+        ref = f" ({target.ref})" if target.ref != target.version else ""
+        return f"up, deployed {target.version}{ref}"
 
     # -- deploy ------------------------------------------------------------------------------
 
