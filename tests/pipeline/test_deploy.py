@@ -432,3 +432,55 @@ def test_rollback_serves_the_previous_release_and_guards_its_data(repo: Path) ->
     nothing = tiers("rollback", "staging", "--to", "no-such-version", cwd=repo)
     assert nothing.returncode == 2
     assert "staging never ran 'no-such-version' successfully" in nothing.stderr
+
+
+def test_rollback_can_restore_the_snapshot_when_told_to(repo: Path) -> None:
+    assert tiers("deploy", "staging", cwd=repo).returncode == 0
+    first = health()["commit"]
+    commit(repo, "plays", {f"{VERSIONS}/0004_add_plays.py": MIGRATION_0004})
+    assert tiers("deploy", "staging", cwd=repo).returncode == 0
+    upload("written after the deploy")
+    refused = tiers("rollback", "staging", "--db", "restore", cwd=repo)
+    assert refused.returncode == 1
+    assert "discards every write to the database since; pass --force" in refused.stderr
+    assert psql(repo, "SELECT count(*) FROM tracks") == "1"
+    done = tiers("rollback", "staging", "--db", "restore", "--force", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    answer = health()
+    assert (answer["commit"], answer["migration_head"]) == (first, "0003")
+    assert psql(repo, "SELECT count(*) FROM tracks") == "0"
+
+
+def test_sigterm_ends_a_deploy_cleanly_and_records_it(repo: Path) -> None:
+    assert tiers("deploy", "staging", cwd=repo).returncode == 0
+    first = health()["commit"]
+    main = (repo / "backend/src/plyr_backend/main.py").read_text()
+    commit(
+        repo, "slow", {"backend/src/plyr_backend/main.py": "import time\ntime.sleep(30)\n" + main}
+    )
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "tiers", "deploy", "staging"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert deploy.stdout is not None
+    for line in deploy.stdout:
+        if "staging health ..." in line:
+            break
+    deploy.send_signal(signal.SIGTERM)
+    deploy.communicate(timeout=60)
+    assert deploy.returncode != 0
+    assert health()["commit"] == first
+    last = history(repo)[0]
+    assert (last["state"], last["error"]) == (
+        "interrupted",
+        "stopped by a signal (Ctrl-C or SIGTERM)",
+    )
+    status = json.loads(tiers("status", "--json", cwd=repo).stdout)
+    names = {p["name"] for env in status for p in env["processes"]}
+    assert names == {
+        f"staging.backend.app@{history(repo)[1]['id']}",
+        f"staging.backend.worker@{history(repo)[1]['id']}",
+    }

@@ -58,6 +58,7 @@ def deploy(
         for line in pipeline.plan(environment, target):
             io.out(line)
         return
+    _interrupt_on_sigterm()
     done = pipeline.deploy(environment, target, wait=wait)
     io.out(
         f"{environment}: {done.version} ({(done.commit or '')[:12]}) serves; deployment {done.id}"
@@ -80,13 +81,15 @@ def rollback(
         ),
     ] = "keep",
     force: Annotated[
-        bool, typer.Option("--force", help="Downgrade even when it drops data.")
+        bool,
+        typer.Option("--force", help="Downgrade or restore even when it loses data."),
     ] = False,
     wait: WaitOption = False,
     config: io.ConfigOption = Path("tiers.toml"),
     state: io.StateOption = None,
 ) -> None:
     """Serve an earlier release again, without a rebuild; the database as --db says."""
+    _interrupt_on_sigterm()
     done = pipeline_for(config, state).rollback(environment, to, db=db, force=force, wait=wait)
     io.out(f"{environment}: {done.version} serves again; rollback {done.id} (--db {db})")
 
@@ -121,6 +124,16 @@ def history(
             took = f"{step.duration_ms / 1000:.1f} s" if step.duration_ms is not None else ""
             detail = f"  {step.detail.splitlines()[0]}" if step.detail else ""
             io.out(f"    {step.name:<9} {step.outcome:<7} {took:>7}{detail}")
+
+
+def _interrupt_on_sigterm() -> None:
+    """A CI job cancelled sends SIGTERM: end the deploy as cleanly as Ctrl-C does."""
+    import signal
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _state(d: Deployment, locked: bool) -> str:

@@ -186,7 +186,9 @@ class Pipeline:
                 self._build(run, services)
                 self._ship(run, services, manifest)
             except KeyboardInterrupt:
-                self._end(run, "interrupted", "stopped by Ctrl-C before the switch", manifest)
+                self._end(run, "interrupted", "stopped by a signal (Ctrl-C or SIGTERM)", manifest)
+                for name in self.releases.strays(environment):
+                    self.platform.supervisor.stop(name)  # what serves keeps serving
                 raise
         found = self.store.get(deployment)
         assert found is not None
@@ -289,6 +291,13 @@ class Pipeline:
                     raise OperationError(
                         f"deployment {current.id} kept no snapshot to restore; "
                         "use --db keep or --db downgrade"
+                    )
+                if not force:
+                    when = f"{current.started_at:%Y-%m-%d %H:%M:%S} UTC"
+                    raise OperationError(
+                        f"restoring the snapshot taken before deployment {current.id} ({when}) "
+                        "discards every write to the database since; pass --force to do it, "
+                        "or use --db downgrade"
                     )
             manifest = {**(target.manifest or {}), "undoes": current.id, "db": db}
             deployment = self.store.begin(
