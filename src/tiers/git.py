@@ -173,6 +173,42 @@ class Repo:
         done = self._git("merge-base", "--is-ancestor", first, second, ok=(0, 1))
         return done.returncode == 0
 
+    # -- what releases change -----------------------------------------------------------
+
+    def ref(self, name: str) -> str | None:
+        """The commit a full ref (``refs/heads/x``, ``refs/tags/v``) names, or None."""
+        done = self._git("rev-parse", "--verify", "--quiet", f"{name}^{{commit}}", ok=(0, 1))
+        return done.stdout.strip() or None
+
+    def upstream(self, branch: str) -> str | None:
+        """The remote-tracking branch ``branch`` follows (``origin/main``), or None."""
+        done = self._git(
+            "rev-parse", "--abbrev-ref", "--symbolic-full-name", f"{branch}@{{upstream}}",
+            ok=(0, 128),
+        )  # fmt: skip
+        return done.stdout.strip() or None if done.returncode == 0 else None
+
+    def fetch(self, remote: str) -> None:
+        self._git("fetch", "--quiet", "--tags", remote)
+
+    def count(self, since: str, until: str) -> int:
+        """How many commits ``until`` has that ``since`` lacks."""
+        return int(self._git("rev-list", "--count", f"{since}..{until}").stdout.strip())
+
+    def create_tag(self, name: str, commit: str, message: str) -> None:
+        self._git("tag", "--annotate", "--message", message, name, commit)
+
+    def delete_tag(self, name: str) -> None:
+        self._git("tag", "--delete", name)
+
+    def move_branch(self, name: str, commit: str, old: str | None) -> None:
+        """Point branch ``name`` at ``commit``, only if it still points at ``old``."""
+        self._git("update-ref", f"refs/heads/{name}", commit, old or "0" * 40)
+
+    def push(self, remote: str, refs: list[str]) -> None:
+        """Push ``refs`` to ``remote`` all or nothing (``--atomic``)."""
+        self._git("push", "--atomic", "--quiet", remote, *refs)
+
     def _git(self, *args: str, ok: Collection[int] = (0,)) -> subprocess.CompletedProcess[str]:
         return _git(*args, cwd=self.root, ok=ok)
 

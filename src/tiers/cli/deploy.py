@@ -47,6 +47,17 @@ def deploy(
         bool, typer.Option("--dry-run", help="Print the plan and change nothing.")
     ] = False,
     wait: WaitOption = False,
+    service: Annotated[
+        list[str] | None,
+        typer.Option("--service", help="Deploy only this service (repeatable)."),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Deploy what the tier before never ran (needs --reason)."),
+    ] = False,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why --force: recorded with the deployment.")
+    ] = None,
     config: io.ConfigOption = Path("tiers.toml"),
     state: io.StateOption = None,
 ) -> None:
@@ -59,7 +70,9 @@ def deploy(
             io.out(line)
         return
     _interrupt_on_sigterm()
-    done = pipeline.deploy(environment, target, wait=wait)
+    done = pipeline.deploy(
+        environment, target, wait=wait, services=service, forced=_forced(force, reason)
+    )
     io.out(
         f"{environment}: {done.version} ({(done.commit or '')[:12]}) serves; deployment {done.id}"
     )
@@ -124,6 +137,75 @@ def history(
             took = f"{step.duration_ms / 1000:.1f} s" if step.duration_ms is not None else ""
             detail = f"  {step.detail.splitlines()[0]}" if step.detail else ""
             io.out(f"    {step.name:<9} {step.outcome:<7} {took:>7}{detail}")
+
+
+@app.command()
+def release(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Run the preflight, print every step, change nothing.")
+    ] = False,
+    force_branch: Annotated[
+        bool,
+        typer.Option("--force-branch", help="Reset a diverged frontend branch to the release."),
+    ] = False,
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: io.StateOption = None,
+) -> None:
+    """Tag what staging runs, move the frontend branch, push, and deploy production."""
+    from tiers.pipeline.release import Releaser
+
+    releaser = Releaser(pipeline_for(config, state))
+    plan = releaser.preflight(allow_non_ff=force_branch)
+    for line in plan.lines():
+        io.out(line)
+    if dry_run:
+        io.out("dry run: nothing changed")
+        return
+    _interrupt_on_sigterm()
+    for line in releaser.release(plan):
+        io.out(line)
+
+
+@app.command("on-push")
+def on_push(
+    branch: Annotated[str, typer.Option("--branch", help="The branch pushed to.")],
+    after: Annotated[str, typer.Option("--after", help="The commit pushed.")],
+    before: Annotated[
+        str | None, typer.Option("--before", help="What the branch was before (GitHub's before).")
+    ] = None,
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: io.StateOption = None,
+) -> None:
+    """For CI: deploy the environments following BRANCH, only the services the push touched."""
+    from tiers.pipeline.triggers import Triggers
+
+    _interrupt_on_sigterm()
+    for line in Triggers(pipeline_for(config, state)).on_push(branch, before, after):
+        io.out(line)
+
+
+@app.command("on-release")
+def on_release(
+    tag: Annotated[str, typer.Argument(help="The release tag published.")],
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: io.StateOption = None,
+) -> None:
+    """For CI: deploy TAG to the environments that follow releases (once)."""
+    from tiers.pipeline.triggers import Triggers
+
+    _interrupt_on_sigterm()
+    for line in Triggers(pipeline_for(config, state)).on_release(tag):
+        io.out(line)
+
+
+def _forced(force: bool, reason: str | None) -> str | None:
+    from tiers.errors import UsageError
+
+    if force and not (reason and reason.strip()):
+        raise UsageError("--force needs --reason TEXT: it is recorded with the deployment")
+    if reason and not force:
+        raise UsageError("--reason goes with --force")
+    return reason.strip() if force and reason else None
 
 
 def _interrupt_on_sigterm() -> None:

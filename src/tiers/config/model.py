@@ -177,6 +177,12 @@ CostField = Annotated[Cost | None, BeforeValidator(_cost)]
 # -- project and services ------------------------------------------------------------------
 
 
+_STRFTIME = {
+    "%Y": r"\d{4}", "%y": r"\d{2}", "%m": r"\d{2}", "%d": r"\d{2}", "%H": r"\d{2}",
+    "%M": r"\d{2}", "%S": r"\d{2}", "%j": r"\d{3}", "%%": "%",
+}  # fmt: skip
+
+
 class Release(Model):
     """How production releases are cut: from which branch, and how versions are named."""
 
@@ -185,6 +191,17 @@ class Release(Model):
     """strftime pattern applied to the UTC time of the release (the seed's YYYY.MMDD.HHMMSS)."""
     tag_prefix: str = ""
     remote: str = "origin"
+
+    def is_release(self, tag: str) -> bool:
+        """Whether ``tag`` names a release: the prefix, then the version pattern's shape."""
+        if not tag.startswith(self.tag_prefix):
+            return False
+        shape = "".join(
+            _STRFTIME.get(part, ".+?") if part.startswith("%") else re.escape(part)
+            for part in re.split(r"(%.)", self.version)
+            if part
+        )
+        return re.fullmatch(shape, tag.removeprefix(self.tag_prefix)) is not None
 
     @field_validator("version")
     @classmethod

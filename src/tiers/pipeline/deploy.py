@@ -109,8 +109,8 @@ class Pipeline:
         if trigger.kind == "push" and trigger.branch:
             return trigger.branch
         if trigger.kind == "release":
-            prefix = self.config.project.release.tag_prefix
-            tags = repo.tags(f"{prefix}*")
+            settings = self.config.project.release
+            tags = [t for t in repo.tags(f"{settings.tag_prefix}*") if settings.is_release(t)]
             if not tags:
                 raise UsageError(
                     f"{env.name} deploys releases and none has been cut yet; "
@@ -166,15 +166,32 @@ class Pipeline:
 
     # -- deploy ------------------------------------------------------------------------------
 
-    def deploy(self, environment: str, target: Target, *, wait: bool = False) -> Deployment:
+    def deploy(
+        self,
+        environment: str,
+        target: Target,
+        *,
+        wait: bool = False,
+        services: list[str] | None = None,
+        forced: str | None = None,
+    ) -> Deployment:
+        """Ship ``target`` to ``environment`` (all its services, or ``services``).
+
+        ``forced`` (a reason, recorded) lifts the promotion guarantee and the hold after
+        a rollback.
+        """
         env = self.environment(environment)
-        services = self.services(env)
+        services = self._chosen(env, services)
         with self._lock(environment, wait) as lease:
             self.repair(environment)
+            if forced is None:
+                self.check_promotion(env, target)
             self.platform.prepare(environment)  # the database must answer from here on
             db_url = self.platform.database_url(env)
             head = _head(db_url)
             manifest = self._manifest(env, target, services)
+            if forced is not None:
+                manifest["forced"] = forced
             deployment = self.store.begin(
                 environment, "deploy", target.version, target.commit, self.actor, manifest, head
             )
@@ -193,6 +210,62 @@ class Pipeline:
         found = self.store.get(deployment)
         assert found is not None
         return found
+
+    def _chosen(self, env: Environment, services: list[str] | None) -> list[str]:
+        every = self.services(env)
+        if services is None:
+            return every
+        unknown = [s for s in services if s not in every]
+        if unknown:
+            raise UsageError(
+                f"{env.name} deploys no service {unknown[0]!r}; its services: {', '.join(every)}"
+            )
+        return [s for s in every if s in services]
+
+    def previous(self, env: Environment) -> Environment | None:
+        """The environment before ``env`` on the promotion path (staging for production)."""
+        found = None
+        for other in self.config.environments.values():
+            if other.name == env.name:
+                return found
+            if other.trigger.kind != "local" and other.trigger.rank < env.trigger.rank:
+                found = other
+        return None
+
+    def check_promotion(self, env: Environment, target: Target) -> None:
+        """Refuse what the environment before never ran, and the release a rollback undid."""
+        undone = self._undone(env.name)
+        if undone is not None and undone.commit == target.commit:
+            raise OperationError(
+                f"{env.name} was rolled back from {undone.version} ({target.commit[:12]}) "
+                f"and is held until a newer release is cut; pass --force --reason TEXT "
+                "to deploy it anyway"
+            )
+        before = self.previous(env)
+        if before is None:
+            return
+        ran = [
+            d
+            for d in self.store.history(before.name, limit=500)
+            if d.commit == target.commit and d.state in ("succeeded", "rolled-back")
+        ]
+        if not ran:
+            raise OperationError(
+                f"{env.name} deploys only what {before.name} ran: {target.commit[:12]} "
+                f"({target.version}) was never deployed successfully to {before.name}; "
+                f"deploy it there first, or pass --force --reason TEXT"
+            )
+
+    def _undone(self, environment: str) -> Deployment | None:
+        """The deployment the newest rollback undid, while nothing newer was deployed."""
+        for deployment in self.store.history(environment, limit=50):
+            if deployment.state != "succeeded":
+                continue
+            if deployment.kind != "rollback":
+                return None
+            undone = (deployment.manifest or {}).get("undoes")
+            return self.store.get(int(undone)) if undone is not None else None
+        return None
 
     def _build(self, run: _Run, services: list[str]) -> None:
         with self._step(run, "build") as note:

@@ -1,0 +1,88 @@
+"""What CI calls: ``tiers on-push`` and ``tiers on-release``, safe to run twice.
+
+A push deploys each environment that follows the branch, and only the services whose
+``paths`` the push touched (all of them when tiers.toml changed); changed migration files
+are announced before anything runs. A published release deploys every environment that
+follows releases. Both wait their turn behind a deploy in progress, and a commit an
+environment already serves is not deployed again.
+
+>>> Triggers(pipeline).on_push("main", before, after)            # doctest: +SKIP
+['staging: deployed backend at 3f2a1c9 (deployment 12)']
+"""
+
+from __future__ import annotations
+
+from tiers.git import Repo
+from tiers.pipeline.deploy import Pipeline, Target
+from tiers.pipeline.release import matches, touched
+
+__all__ = ["Triggers"]
+
+_NULL = "0" * 40  # GitHub's "before" of a branch's first push
+
+
+class Triggers:
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.config = pipeline.config
+        self.repo = Repo.find(pipeline.project_dir)
+
+    def on_push(self, branch: str, before: str | None, after: str) -> list[str]:
+        envs = [
+            e
+            for e in self.config.environments.values()
+            if e.trigger.kind == "push" and e.trigger.branch == branch
+        ]
+        if not envs:
+            return [f"no environment follows {branch}; nothing to deploy"]
+        commit = self.repo.resolve(after)
+        since = None if not before or before == _NULL else self.repo.resolve(before)
+        paths = self.repo.changed_paths(since, commit)
+        out = self._migrations(paths)
+        changed = touched(self.pipeline, paths)
+        target = Target(branch, commit, self.repo.short(commit))
+        for env in envs:
+            services = [s for s in changed if s in self.pipeline.services(env)]
+            if not services:
+                out.append(f"{env.name}: the push touches none of its services; nothing to do")
+                continue
+            if self._serves(env.name, commit, services):
+                out.append(f"{env.name}: already serves {target.version}; nothing to do")
+                continue
+            done = self.pipeline.deploy(env.name, target, wait=True, services=services)
+            out.append(
+                f"{env.name}: deployed {', '.join(services)} at {done.version} "
+                f"(deployment {done.id})"
+            )
+        return out
+
+    def on_release(self, tag: str) -> list[str]:
+        envs = [e for e in self.config.environments.values() if e.trigger.kind == "release"]
+        if not envs:
+            return ["no environment follows releases; nothing to deploy"]
+        commit = self.repo.resolve(tag)
+        target = Target(tag, commit, tag)
+        out = []
+        for env in envs:
+            if self._serves(env.name, commit, self.pipeline.services(env), version=tag):
+                out.append(f"{env.name}: already serves {tag}; nothing to do")
+                continue
+            done = self.pipeline.deploy(env.name, target, wait=True)
+            out.append(f"{env.name}: deployed {tag} (deployment {done.id})")
+        return out
+
+    def _serves(
+        self, environment: str, commit: str, services: list[str], version: str | None = None
+    ) -> bool:
+        live = self.pipeline.releases.live(environment)
+        return all(
+            s in live and live[s].commit == commit and version in (None, live[s].version)
+            for s in services
+        )
+
+    def _migrations(self, paths: list[str]) -> list[str]:
+        prefix = self.pipeline.project_dir.relative_to(self.repo.root).as_posix()
+        prefix = "" if prefix == "." else prefix + "/"
+        globs = [g for s in self.config.services.values() for g in s.migrations]
+        changed = [p for p in paths if any(matches(p.removeprefix(prefix), g) for g in globs)]
+        return [f"migrations changed: {', '.join(changed)}"] if changed else []
