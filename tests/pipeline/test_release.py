@@ -149,6 +149,9 @@ def test_push_release_and_production_serves_what_staging_ran(project: Path) -> N
     assert f"staging: deployed backend at {after[:7]}" in only.stdout
     live = json.loads((project / ".tiers/local/environments/staging/live.json").read_text())
     assert (live["backend"]["commit"], live["frontend"]["commit"]) == (after, head)
+    assert "  1 commit behind staging" in tiers("status", cwd=project).stdout
+    drift = tiers("diff", "staging", "production", cwd=project)
+    assert "commits: staging has 1 commit production lacks" in drift.stdout
     refused = tiers("deploy", "production", "--ref", after, "--dry-run", cwd=project)
     assert refused.returncode == 0  # a dry run plans; the real one refuses below
     git(project, "commit", "-q", "--allow-empty", "-m", "never on staging")

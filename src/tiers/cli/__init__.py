@@ -22,9 +22,22 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-from tiers.cli import check, deploy, docs, init, io, local, ls, port  # noqa: E402  (registers the commands)
+from tiers.cli import check, ci, deploy, diff, docs, init, io, local, ls, port  # noqa: E402  (registers the commands)
 
-__all__ = ["app", "check", "deploy", "docs", "init", "io", "local", "ls", "main", "port"]
+__all__ = [
+    "app",
+    "check",
+    "ci",
+    "deploy",
+    "diff",
+    "docs",
+    "init",
+    "io",
+    "local",
+    "ls",
+    "main",
+    "port",
+]
 
 
 def main() -> None:

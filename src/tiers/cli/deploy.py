@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 WaitOption = Annotated[
     bool, typer.Option("--wait", help="Queue behind a deploy in progress instead of refusing.")
 ]
+OnlyOption = Annotated[
+    str | None,
+    typer.Option("--environment", help="Only this environment (a CI job with its secrets)."),
+]
 EnvArgument = Annotated[str, typer.Argument(help="The environment.")]
 
 
@@ -173,6 +177,7 @@ def on_push(
     before: Annotated[
         str | None, typer.Option("--before", help="What the branch was before (GitHub's before).")
     ] = None,
+    environment: OnlyOption = None,
     config: io.ConfigOption = Path("tiers.toml"),
     state: io.StateOption = None,
 ) -> None:
@@ -180,13 +185,15 @@ def on_push(
     from tiers.pipeline.triggers import Triggers
 
     _interrupt_on_sigterm()
-    for line in Triggers(pipeline_for(config, state)).on_push(branch, before, after):
+    triggers = Triggers(pipeline_for(config, state))
+    for line in triggers.on_push(branch, before, after, environment):
         io.out(line)
 
 
 @app.command("on-release")
 def on_release(
     tag: Annotated[str, typer.Argument(help="The release tag published.")],
+    environment: OnlyOption = None,
     config: io.ConfigOption = Path("tiers.toml"),
     state: io.StateOption = None,
 ) -> None:
@@ -194,7 +201,7 @@ def on_release(
     from tiers.pipeline.triggers import Triggers
 
     _interrupt_on_sigterm()
-    for line in Triggers(pipeline_for(config, state)).on_release(tag):
+    for line in Triggers(pipeline_for(config, state)).on_release(tag, environment):
         io.out(line)
 
 

@@ -88,6 +88,8 @@ def status(
                 f"  deployment {deployed['id']} ({deployed['kind']}): {deployed['version']} "
                 f"{(deployed['commit'] or '')[:12]} {deployed['state']}"
             )
+        if summary := (env.get("behind") or {}).get("summary"):
+            io.out(f"  {summary}")
         for p in env["processes"]:
             io.out(f"  {p['name']}: {p['state']} pid {p['pid']} restarts {p['restarts']}")
         for name, s in env["services"].items():
@@ -102,10 +104,15 @@ def _deployments(report: list[dict[str, Any]], config: Path, state: str | None) 
     """Add each environment's newest deployment, when there is a state store to read."""
     if state is None and not (config.resolve().parent / ".tiers" / "state.db").exists():
         return
+    from tiers.config import load
     from tiers.state import StateStore
+    from tiers.status import behind, behind_line
 
     with StateStore.open(state, config.resolve().parent) as store:
+        lag = behind(load(config).config, config.resolve().parent, store)
         for env in report:
+            if (late := lag.get(env["environment"])) is not None:
+                env["behind"] = {**late.to_json(), "summary": behind_line(late)}
             found = store.history(env["environment"], limit=1)
             if not found:
                 continue

@@ -12,6 +12,7 @@ environment already serves is not deployed again.
 
 from __future__ import annotations
 
+from tiers.config import Environment
 from tiers.git import Repo
 from tiers.pipeline.deploy import Pipeline, Target
 from tiers.pipeline.release import matches, touched
@@ -27,11 +28,13 @@ class Triggers:
         self.config = pipeline.config
         self.repo = Repo.find(pipeline.project_dir)
 
-    def on_push(self, branch: str, before: str | None, after: str) -> list[str]:
+    def on_push(
+        self, branch: str, before: str | None, after: str, only: str | None = None
+    ) -> list[str]:
+        """Deploy what the push touched to each environment following ``branch`` (or just
+        ``only``, as a CI job with that environment's secrets does)."""
         envs = [
-            e
-            for e in self.config.environments.values()
-            if e.trigger.kind == "push" and e.trigger.branch == branch
+            e for e in self._chosen(only) if e.trigger.kind == "push" and e.trigger.branch == branch
         ]
         if not envs:
             return [f"no environment follows {branch}; nothing to deploy"]
@@ -56,8 +59,8 @@ class Triggers:
             )
         return out
 
-    def on_release(self, tag: str) -> list[str]:
-        envs = [e for e in self.config.environments.values() if e.trigger.kind == "release"]
+    def on_release(self, tag: str, only: str | None = None) -> list[str]:
+        envs = [e for e in self._chosen(only) if e.trigger.kind == "release"]
         if not envs:
             return ["no environment follows releases; nothing to deploy"]
         commit = self.repo.resolve(tag)
@@ -70,6 +73,11 @@ class Triggers:
             done = self.pipeline.deploy(env.name, target, wait=True)
             out.append(f"{env.name}: deployed {tag} (deployment {done.id})")
         return out
+
+    def _chosen(self, only: str | None) -> list[Environment]:
+        if only is None:
+            return list(self.config.environments.values())
+        return [self.pipeline.environment(only)]
 
     def _serves(
         self, environment: str, commit: str, services: list[str], version: str | None = None
