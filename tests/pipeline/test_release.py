@@ -163,7 +163,11 @@ def test_push_release_and_production_serves_what_staging_ran(project: Path) -> N
         "deployed successfully to staging"
     ) in blocked.stderr
 
-    # a rolled-back release is held: re-running its on-release does not bring it back
+    held_after_rollback(project, tag, after)
+
+
+def held_after_rollback(project: Path, tag: str, after: str) -> None:
+    """A rolled-back release is held: re-running its on-release does not bring it back."""
     git(project, "reset", "-q", "--hard", after)
     second = tiers("release", cwd=project)
     assert second.returncode == 0, second.stderr
