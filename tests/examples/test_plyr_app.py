@@ -17,7 +17,6 @@ import struct
 import subprocess
 import sys
 import time
-import uuid
 import wave
 import zlib
 from collections.abc import Callable, Iterator
@@ -28,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import new_database
+
 for _module in ("fastapi", "uvicorn", "docket", "alembic", "python_multipart", "httpx"):
     pytest.importorskip(_module)
 psycopg = pytest.importorskip("psycopg")
@@ -36,9 +37,6 @@ httpx = pytest.importorskip("httpx")
 
 BACKEND = Path(__file__).resolve().parents[2] / "examples" / "plyr" / "backend"
 VERSIONS = BACKEND / "alembic" / "versions"
-ADMIN_URL = os.environ.get(
-    "PLYR_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 FRONTEND = "http://localhost:5174"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 WAIT = 30.0  # seconds: the bound on any wait for a process or the worker
@@ -111,17 +109,8 @@ def database(kind: str, directory: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{directory / 'plyr.db'}"
         return
-    name = f"plyr-test-{uuid.uuid4().hex[:10]}"
-    try:
-        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL does not answer at {ADMIN_URL}: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with new_database("plyr_test") as url:
+        yield url
 
 
 ENGINES = ["sqlite", "postgresql"]

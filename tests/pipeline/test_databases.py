@@ -5,10 +5,7 @@ on the server at 127.0.0.1:5432 (or at TIERS_TEST_POSTGRES_URL), dropped afterwa
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -28,9 +25,6 @@ from tiers.pipeline.databases import (
     snapshot,
 )
 
-ADMIN_URL = os.environ.get(
-    "TIERS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 ENGINES = ["sqlite", "sqlite-wal", "postgresql"]
 UNREACHABLE = "postgresql://postgres:s3cret@127.0.0.1:1/x"
 
@@ -49,22 +43,6 @@ FAILED_RELEASE = (
     "INSERT INTO orders VALUES (1, 1)",
     "UPDATE alembic_version SET version_num = 'bbb222'",
 )
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """The URL of a new, empty PostgreSQL database, dropped after the test."""
-    name = f"tiers_db_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL does not answer at {ADMIN_URL}: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=ENGINES)

@@ -60,7 +60,7 @@ def test_unreachable_postgresql_names_the_url_without_its_password(tmp_path: Pat
 
 def test_a_missing_postgresql_database_is_named(postgres_url: str, tmp_path: Path) -> None:
     url = postgres_url + "_missing"
-    with pytest.raises(OperationError, match=r'database "tiers_state_\w+_missing" does not exist'):
+    with pytest.raises(OperationError, match=r'database "tiers_test_\w+_missing" does not exist'):
         StateStore.open(url, tmp_path)
 
 
