@@ -209,6 +209,9 @@ def test_release_refuses_before_changing_anything(project: Path, tmp_path: Path)
 
     head = git(project, "rev-parse", "HEAD")
     assert on_push(project, "0" * 40, head).returncode == 0
+    assert tiers("down", cwd=project).returncode == 0
+    refused("staging is not healthy: backend http://localhost:38002/health does not answer")
+    assert tiers("up", "staging", cwd=project).returncode == 0  # the deployed release again
     git(project, "tag", "-a", "-m", "x", "not-a-release", head)  # other tags are fine
     git(project, "branch", "production-fe", "HEAD~1")
     git(project, "checkout", "-q", "production-fe")
