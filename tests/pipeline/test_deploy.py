@@ -484,3 +484,12 @@ def test_sigterm_ends_a_deploy_cleanly_and_records_it(repo: Path) -> None:
         f"staging.backend.app@{history(repo)[1]['id']}",
         f"staging.backend.worker@{history(repo)[1]['id']}",
     }
+
+
+def test_a_team_state_store_on_postgresql_records_the_deploy(repo: Path, postgres_url: str) -> None:
+    done = tiers("deploy", "staging", cwd=repo, env={"TIERS_STATE_URL": postgres_url})
+    assert done.returncode == 0, done.stderr
+    assert not (repo / ".tiers/state.db").exists()  # the team's store, not a local file
+    shown = tiers("history", "staging", "--json", "--state", postgres_url, cwd=repo)
+    (run,) = json.loads(shown.stdout)
+    assert (run["state"], run["commit"]) == ("succeeded", health()["commit"])
