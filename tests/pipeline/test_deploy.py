@@ -493,3 +493,51 @@ def test_a_team_state_store_on_postgresql_records_the_deploy(repo: Path, postgre
     shown = tiers("history", "staging", "--json", "--state", postgres_url, cwd=repo)
     (run,) = json.loads(shown.stdout)
     assert (run["state"], run["commit"]) == ("succeeded", health()["commit"])
+
+
+def test_a_failed_build_is_recorded_and_changes_nothing(repo: Path) -> None:
+    assert tiers("deploy", "staging", cwd=repo).returncode == 0
+    before = health()["commit"]
+    lock = (repo / "backend/requirements.lock").read_text()
+    commit(repo, "a typo", {"backend/requirements.lock": lock + "no-such-package-tiers==0.0.1\n"})
+    failed = tiers("deploy", "staging", cwd=repo)
+    assert failed.returncode == 1
+    assert "backend: build: `python -m pip install --requirement requirements.lock` failed" in (
+        failed.stderr
+    )
+    assert health()["commit"] == before
+    last = history(repo)[0]
+    assert last["state"] == "failed"
+    assert [s["name"] for s in last["steps"] if s["outcome"] == "failed"] == ["build"]
+
+
+def test_up_keeps_a_deployed_release_whose_worker_once_crashed(repo: Path) -> None:
+    assert tiers("deploy", "staging", cwd=repo).returncode == 0
+    deployed = health()["commit"]
+    status = json.loads(tiers("status", "--json", cwd=repo).stdout)
+    (worker,) = [p for e in status for p in e["processes"] if ".worker@" in p["name"]]
+    children = Path(f"/proc/{worker['pid']}/task/{worker['pid']}/children").read_text().split()
+    for child in children:  # the worker itself dies; the supervisor restarts it
+        os.kill(int(child), signal.SIGKILL)
+    again = tiers("up", "staging", cwd=repo)
+    assert again.returncode == 0, again.stderr
+    assert f"staging: up, serving {deployed[:7]}" in again.stdout
+    assert health()["commit"] == deployed
+
+
+def test_a_tier_on_sqlite_deploys_and_snapshots_its_file(repo: Path) -> None:
+    config = (repo / "tiers.toml").read_text()
+    sqlite = config.replace(
+        'database = { provider = "local", engine = "postgresql", name = "plyr-stg", '
+        'url = "postgresql://postgres@127.0.0.1:15434/plyr-stg" }',
+        'database = { provider = "local", engine = "sqlite", name = "plyr-stg", '
+        'url = "sqlite:///plyr-stg.sqlite3" }',
+    )
+    assert sqlite != config
+    commit(repo, "staging on SQLite", {"tiers.toml": sqlite})
+    done = tiers("deploy", "staging", cwd=repo)
+    assert done.returncode == 0, done.stderr
+    assert health()["migration_head"] == "0003"
+    state = repo / ".tiers/local/environments/staging"
+    assert (state / "databases/plyr-stg.sqlite3").stat().st_size > 0
+    assert [p.name for p in (state / "snapshots").iterdir()] == [f"{history(repo)[0]['id']}.dump"]

@@ -14,14 +14,16 @@ as interrupted, stops what it had started and carries on.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tiers.config import Config, Environment
-from tiers.errors import OperationError, PlatformError, UsageError
+from tiers.errors import OperationError, PlatformError, TiersError, UsageError
 from tiers.git import Repo
 from tiers.pipeline import databases
 from tiers.pipeline.migrations import Migrations
@@ -34,6 +36,8 @@ from tiers.state import Deployment, Lease, StateStore, default_holder
 __all__ = ["Pipeline", "Target"]
 
 LEASE_SECONDS = 30.0
+_RUN_ONLY = ("snapshot", "forced", "migration_after", "undoes", "db")
+"""Manifest keys that describe one run, not the release: a rollback does not inherit them."""
 DbChoice = str  # "keep" | "downgrade" | "restore"
 
 
@@ -58,6 +62,7 @@ class _Run:
     db_url: str | None
     head_before: str | None
     snapshot: databases.Snapshot | None = None
+    lease: Lease | None = None
 
 
 class Pipeline:
@@ -151,7 +156,9 @@ class Pipeline:
         env = self.environment(environment)
         deployed = [i for i in self.releases.live(environment).values() if i.tag]
         if deployed:
-            self.platform.up(environment)
+            with self._lock(environment, wait=True):
+                self.repair(environment)
+                self.platform.up(environment)
             return f"up, serving {deployed[0].version}"
         if env.trigger.kind not in ("push", "release") or not _in_git(self.project_dir):
             self.platform.up(environment)
@@ -198,18 +205,46 @@ class Pipeline:
             lease.attach(deployment)
             self.report.line(f"{environment}: deployment {deployment} of {target.version}")
             release = Release(target.version, target.commit)
-            run = _Run(deployment, env, release, Path(), {}, db_url, head)
-            try:
+            run = _Run(deployment, env, release, Path(), {}, db_url, head, lease=lease)
+            with self._ending(run, manifest):
                 self._build(run, services)
                 self._ship(run, services, manifest)
-            except KeyboardInterrupt:
-                self._end(run, "interrupted", "stopped by a signal (Ctrl-C or SIGTERM)", manifest)
-                for name in self.releases.strays(environment):
-                    self.platform.supervisor.stop(name)  # what serves keeps serving
-                raise
         found = self.store.get(deployment)
         assert found is not None
         return found
+
+    @contextlib.contextmanager
+    def _ending(self, run: _Run, manifest: dict[str, Any]) -> Iterator[None]:
+        """End the record however the run ends; what served before keeps serving."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self._abandon(run, manifest, "interrupted", "stopped by a signal (Ctrl-C or SIGTERM)")
+            raise
+        except Exception as exc:
+            self._abandon(run, manifest, "failed", str(exc) or type(exc).__name__)
+            if isinstance(exc, TiersError):
+                raise
+            raise OperationError(
+                f"{run.env.name}: deployment {run.deployment} failed: {exc!r}"
+            ) from exc
+
+    def _abandon(self, run: _Run, manifest: dict[str, Any], state: Any, why: str) -> None:
+        found = self.store.get(run.deployment)
+        if found is not None and found.state == "running":
+            self._end(run, state, why, manifest)
+        self._settle(run.env.name)
+
+    def _settle(self, environment: str) -> None:
+        """Point each site at what live.json says serves, then stop every other instance."""
+        if not self.platform.supervisor.alive():
+            return
+        for instance in self.releases.live(environment).values():
+            if instance.tag and self.releases.running(instance):
+                self.releases.switch(instance)
+        for name in self.releases.strays(environment):
+            self.platform.supervisor.stop(name)
+            self.report.line(f"{environment}: stopped {name}, not the live release")
 
     def _chosen(self, env: Environment, services: list[str] | None) -> list[str]:
         every = self.services(env)
@@ -330,7 +365,7 @@ class Pipeline:
                     timeout = self.config.services[service].health_timeout
                     self.releases.wait_healthy(instance, timeout)
                 note.text = "healthy"
-        except PlatformError as exc:
+        except Exception as exc:
             for instance in new.values():
                 self.releases.stop(instance)
             db = self._restore(run, "health", compatible_ok=True)
@@ -353,6 +388,7 @@ class Pipeline:
         with self._lock(environment, wait) as lease:
             self.repair(environment)
             current, target = self._rollback_target(environment, to)
+            self.platform.prepare(environment)
             db_url = self.platform.database_url(env)
             head = _head(db_url)
             downgrade_to = target.migration_after
@@ -372,7 +408,8 @@ class Pipeline:
                         "discards every write to the database since; pass --force to do it, "
                         "or use --db downgrade"
                     )
-            manifest = {**(target.manifest or {}), "undoes": current.id, "db": db}
+            kept = {k: v for k, v in (target.manifest or {}).items() if k not in _RUN_ONLY}
+            manifest = {**kept, "undoes": current.id, "db": db}
             deployment = self.store.begin(
                 environment, "rollback", target.version, target.commit, self.actor, manifest, head
             )
@@ -381,30 +418,34 @@ class Pipeline:
                 f"{environment}: rollback {deployment} from {current.version} to {target.version}"
             )
             release = Release(target.version, target.commit or "")
-            run = _Run(deployment, env, release, Path(), {}, db_url, head)
-            self._build(run, services)
-            if db == "downgrade" and head != downgrade_to:
-                self._downgrade(run, current, services, downgrade_to or "base")
-            if db == "restore":
-                with self._step(run, "restore") as note:
-                    assert db_url is not None
-                    snap = databases.Snapshot.load(Path(current.manifest["snapshot"]), db_url)
-                    databases.restore(snap, db_url)
-                    note.text = f"database as before deployment {current.id}"
-            new = self._start(run, services, manifest)
-            with self._step(run, "switch"):
-                old = {service: self.releases.switch(new[service]) for service in services}
-            with self._step(run, "drain"):
-                for instance in old.values():
-                    if instance is not None:
-                        self.releases.stop(instance, drain=1.0)
-            self._end(run, "succeeded", None, manifest)
+            run = _Run(deployment, env, release, Path(), {}, db_url, head, lease=lease)
+            with self._ending(run, manifest):
+                self._build(run, services)
+                if db == "downgrade" and head != downgrade_to:
+                    self._downgrade(run, current, services, downgrade_to or "base")
+                if db == "restore":
+                    self._restore_before(run, current)
+                new = self._start(run, services, manifest)
+                with self._step(run, "switch"):
+                    old = {service: self.releases.switch(new[service]) for service in services}
+                with self._step(run, "drain"):
+                    for instance in old.values():
+                        if instance is not None:
+                            self.releases.stop(instance, drain=1.0)
+                self._end(run, "succeeded", None, manifest)
             self.store.finish(
                 current.id, "rolled-back", error=f"rolled back by deployment {deployment}"
             )
         found = self.store.get(deployment)
         assert found is not None
         return found
+
+    def _restore_before(self, run: _Run, current: Deployment) -> None:
+        with self._step(run, "restore") as note:
+            assert run.db_url is not None
+            path = Path((current.manifest or {})["snapshot"])
+            databases.restore(databases.Snapshot.load(path, run.db_url), run.db_url)
+            note.text = f"database as before deployment {current.id}"
 
     def _rollback_target(self, environment: str, to: str | None) -> tuple[Deployment, Deployment]:
         done = [d for d in self.store.history(environment, limit=200) if d.state == "succeeded"]
@@ -435,6 +476,11 @@ class Pipeline:
     ) -> None:
         if db_url is None or head == to:
             return
+        if not any(self.config.services[s].downgrade_command for s in self.config.services):
+            raise OperationError(
+                f"no service declares a downgrade_command to take the database from {head} "
+                f"to {to}; declare one, or use --db keep or --db restore"
+            )
         source = self.state_dir / "releases" / (current.commit or "") / self._relative()
         globs = [g for s in self.config.services.values() for g in s.migrations]
         revisions = Migrations.read(source, globs).between(to, head)
@@ -492,10 +538,7 @@ class Pipeline:
                 f"{environment}: deployment {deployment.id} ({deployment.version}) was "
                 f"interrupted during {step}; what serves is unchanged"
             )
-        if self.platform.supervisor.alive():
-            for name in self.releases.strays(environment):
-                self.platform.supervisor.stop(name)
-                self.report.line(f"{environment}: stopped {name}, left by an interrupted deploy")
+        self._settle(environment)
         return found
 
     def _step(self, run: _Run, name: str) -> Any:
@@ -592,8 +635,11 @@ class _Step:
     def __init__(self, pipeline: Pipeline, run: _Run, name: str) -> None:
         self.shown = pipeline.report.step(run.env.name, name)
         self.recorded = pipeline.store.step(run.deployment, name)
+        self.lease = run.lease
 
     def __enter__(self) -> Any:
+        if self.lease is not None:
+            self.lease.check()  # never act on an environment whose lock was taken over
         self.running = self.recorded.__enter__()
         self.note = self.shown.__enter__()
         return self.note

@@ -50,7 +50,7 @@ class Triggers:
                 out.append(f"{env.name}: the push touches none of its services; nothing to do")
                 continue
             if self._serves(env.name, commit, services):
-                out.append(f"{env.name}: already serves {target.version}; nothing to do")
+                out.append(f"{env.name}: already serves {target.version} or newer; nothing to do")
                 continue
             done = self.pipeline.deploy(env.name, target, wait=True, services=services)
             out.append(
@@ -84,7 +84,10 @@ class Triggers:
     ) -> bool:
         live = self.pipeline.releases.live(environment)
         return all(
-            s in live and live[s].commit == commit and version in (None, live[s].version)
+            s in live
+            and bool(live[s].tag)  # a deployed release, not a work tree
+            and version in (None, live[s].version)
+            and (live[s].commit == commit or self.repo.is_ancestor(commit, live[s].commit))
             for s in services
         )
 

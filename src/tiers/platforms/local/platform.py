@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import time
 import urllib.request
 from pathlib import Path
@@ -115,6 +116,7 @@ class LocalPlatform:
             and (not self.config.services[name].optional or name in with_optional)
         ]
         caddy = self.caddy()
+        started: list[str] = []
         try:
             self._preflight(env, services, caddy)
             self._data(env)
@@ -122,10 +124,11 @@ class LocalPlatform:
                 spawn(self.state)
             caddy.start()
             for service in services:
-                self._service(env, service, release)
-            self._wait_started(env, services)
+                started += self._service(env, service, release)
+            self._wait_started(env, services, started)
         except PlatformError as exc:
-            self._stop_processes(environment)
+            for name in started:  # what ran before this call keeps running
+                self.supervisor.stop(name)
             raise PlatformError(f"{environment}: {exc}") from None
 
     def prepare(self, environment: str) -> None:
@@ -172,11 +175,12 @@ class LocalPlatform:
             cluster.create_database(db)
         if (path := self.sqlite(env)) is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+            sqlite3.connect(path).close()  # an empty database, so it can be snapshotted
         for name in env.storage.buckets.values() if env.storage else []:
             self.bucket_dir(env, name).mkdir(parents=True, exist_ok=True)
 
-    def _wait_started(self, env: Environment, services: list[str]) -> None:
-        """Wait until each process has stayed up and each health path answers."""
+    def _wait_started(self, env: Environment, services: list[str], started: list[str]) -> None:
+        """Wait until each process started has stayed up and each health path answers."""
         waiting = {
             service: f"{env.services[service].url}{self.config.services[service].health}"
             for service in services
@@ -185,7 +189,7 @@ class LocalPlatform:
         deadline = time.monotonic() + HEALTH_TIMEOUT
         began = time.monotonic()
         while True:
-            self._check_processes(env.name)
+            self._check_processes(env.name, started)
             waiting = {s: url for s, url in waiting.items() if not http_ok(url)}
             if not waiting and time.monotonic() - began >= STEADY:
                 return
@@ -197,9 +201,9 @@ class LocalPlatform:
                 )
             time.sleep(0.2)
 
-    def _check_processes(self, environment: str) -> None:
+    def _check_processes(self, environment: str, started: list[str]) -> None:
         for process in self.supervisor.processes():
-            if not process["name"].startswith(f"{environment}."):
+            if process["name"] not in started:
                 continue
             if process["restarts"] or process["state"] != "running":
                 name = process["name"].removeprefix(f"{environment}.")
@@ -231,23 +235,27 @@ class LocalPlatform:
         if (found := self.postgres(env)) is not None:
             found[0].stop()
 
-    def _service(self, env: Environment, service: str, release: Release) -> None:
+    def _service(self, env: Environment, service: str, release: Release) -> list[str]:
         """Serve ``service``: a deployed release keeps serving (restarted if it stopped);
-        otherwise the work tree runs, with the dev commands in a local tier."""
+        otherwise the work tree runs, with the dev commands in a local tier. Returns the
+        processes it started."""
         releases = LocalReleases(self)
         live = releases.live(env.name).get(service)
         if live is not None and live.tag:
+            started: list[str] = []
             if not releases.running(live):
                 venv = Path(live.venv) if live.venv else None
                 again = Release(live.version, live.commit)
                 live = releases.start(env.name, service, again, Path(live.source), venv, live.tag)
+                started = list(live.processes)
             releases.switch(live)
-            return
+            return started
         releases.release_command(env.name, service, release, self.project_dir, None)
         instance = releases.start(
             env.name, service, release, self.project_dir, None, tag="", dev=env.local
         )
         releases.switch(instance)
+        return list(instance.processes)
 
     def status(self) -> list[dict[str, Any]]:
         """Each environment: its processes (from the supervisor) and what /health answers."""

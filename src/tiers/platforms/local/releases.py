@@ -20,11 +20,13 @@ release and project: a code-only deploy reuses it and takes seconds.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -36,6 +38,7 @@ from urllib.parse import urlsplit
 from tiers.errors import PlatformError
 from tiers.files import atomic_write
 from tiers.platforms.local.ports import free_port, http_ok
+from tiers.platforms.local.supervisor import GUARDED, die_with_parent
 from tiers.platforms.runtime import Release, process_env
 
 if TYPE_CHECKING:
@@ -321,25 +324,35 @@ def _path_env(venv: Path | None) -> dict[str, str]:
 
 
 def run_command(command: str, cwd: Path, env: dict[str, str], what: str) -> str:
-    """Run a command from tiers.toml in a shell; its output, or PlatformError with its tail."""
-    try:
-        result = subprocess.run(  # a command from tiers.toml, run by a shell
-            command,
-            shell=True,
-            cwd=cwd,
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=BUILD_TIMEOUT,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise PlatformError(f"{what}: `{command}` ran past {BUILD_TIMEOUT}s") from None
-    output = result.stdout + result.stderr
-    if result.returncode != 0:
+    """Run a command from tiers.toml in a shell; its output, or PlatformError with its tail.
+
+    The command and everything it starts die with tiers (killed outright or
+    interrupted), so a migration never runs on unwatched after a deploy has ended.
+    """
+    with subprocess.Popen(  # a command from tiers.toml, run by a shell
+        GUARDED.format(command=command),
+        shell=True,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads run in the child
+    ) as shell:
+        try:
+            output, _ = shell.communicate(timeout=BUILD_TIMEOUT)
+        except BaseException as exc:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait()
+            if isinstance(exc, subprocess.TimeoutExpired):
+                raise PlatformError(f"{what}: `{command}` ran past {BUILD_TIMEOUT}s") from None
+            raise
+    if shell.returncode != 0:
         last = "\n".join(output.splitlines()[-_LOG_LINES:])
         raise PlatformError(
-            f"{what}: `{command}` failed with exit code {result.returncode}:\n{last}"
+            f"{what}: `{command}` failed with exit code {shell.returncode}:\n{last}"
         )
     return output
 

@@ -76,10 +76,10 @@ class _Process:
 
 # The parent-death signal reaches only the shell; when the supervisor dies, the shell
 # passes it on to its whole process group, so nothing the command started is orphaned.
-_GUARDED = "trap 'trap - TERM; kill -TERM 0' TERM\n( {command}\n) &\nwait $!"
+GUARDED = "trap 'trap - TERM; kill -TERM 0' TERM\n( {command}\n) &\nwait $!"
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     os.setsid()
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -120,14 +120,14 @@ class Supervisor:
     def _fork(self, process: _Process) -> None:
         with process.log.open("ab") as log:
             process.popen = subprocess.Popen(  # commands come from tiers.toml, run by a shell
-                _GUARDED.format(command=process.command),
+                GUARDED.format(command=process.command),
                 shell=True,
                 cwd=process.cwd,
                 env={**os.environ, **process.env},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads run in the child
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - no threads run in the child
             )
         process.started_at = time.monotonic()
 
