@@ -403,3 +403,10 @@ def test_snapshot_where_no_file_can_be_written(app: str, tmp_path: Path) -> None
     (tmp_path / "taken").write_text("a file, not a directory")
     with pytest.raises(PlatformError, match=f"cannot snapshot .* into {tmp_path}/taken/x.dump"):
         snapshot(app, tmp_path / "taken" / "x.dump")
+
+
+def test_populated_counts_the_rows_of_a_table_without_a_column(url: str) -> None:
+    run(url, "CREATE TABLE plays (id INTEGER)", "INSERT INTO plays VALUES (1), (NULL)")
+    assert databases.populated(url, "plays") == 2
+    assert databases.populated(url, "plays", "id") == 1
+    assert databases.populated(url, "no_such_table") == 0

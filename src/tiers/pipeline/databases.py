@@ -231,22 +231,22 @@ def fingerprint(url: str) -> str:
     return _pg_print(schema)
 
 
-def populated(url: str, table: str, column: str) -> int:
-    """How many rows of ``table`` hold a value (not NULL) in ``column``; 0 when either is
-    missing. ``table`` is found through the search path (PostgreSQL's ``public``)."""
+def populated(url: str, table: str, column: str | None = None) -> int:
+    """How many rows of ``table`` hold a value (not NULL) in ``column``, or how many rows
+    it has when ``column`` is None; 0 when either is missing. ``table`` is found through
+    the search path (PostgreSQL's ``public``)."""
     db = _parse(url)
-    doing = f"count {table}.{column} in {db.shown}"
+    doing = f"count {table}.{column or '*'} in {db.shown}"
     if isinstance(db, _Lite):
         with _lite_file(db.path, db, doing) as conn:
             return _lite_count(conn, table, column)
-    count = sql.SQL("SELECT count({}) FROM {}").format(
-        sql.Identifier(column), sql.Identifier(table)
-    )
+    what = sql.SQL("*") if column is None else sql.Identifier(column)
+    count = sql.SQL("SELECT count({}) FROM {}").format(what, sql.Identifier(table))
     with _pg_session(db, doing) as conn:
         exists = conn.execute(
             "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(quote_ident(%s))"
-            " AND attname = %s AND attnum > 0 AND NOT attisdropped",
-            (table, column),
+            " AND (%s::text IS NULL OR attname = %s) AND attnum > 0 AND NOT attisdropped",
+            (table, column, column),
         ).fetchone()
         found = conn.execute(count).fetchone() if exists else None
     return int(found[0]) if found else 0
@@ -375,15 +375,18 @@ def _lite_print(conn: sqlite3.Connection) -> str:
     return _digest("\n".join(sorted(str(row[0]) for row in rows)))
 
 
-def _lite_count(conn: sqlite3.Connection, table: str, column: str) -> int:
+def _lite_count(conn: sqlite3.Connection, table: str, column: str | None) -> int:
     if not _lite_has(conn, table, column):
         return 0  # checked first: SQLite reads an unknown "column" as a string literal
-    query = f"SELECT count({_quote(column)}) FROM {_quote(table)}"
+    what = "*" if column is None else _quote(column)
+    query = f"SELECT count({what}) FROM {_quote(table)}"
     return int(conn.execute(query).fetchone()[0])
 
 
-def _lite_has(conn: sqlite3.Connection, table: str, column: str) -> bool:
-    found = conn.execute("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", (table, column))
+def _lite_has(conn: sqlite3.Connection, table: str, column: str | None) -> bool:
+    found = conn.execute(
+        "SELECT 1 FROM pragma_table_info(?) WHERE ? IS NULL OR name = ?", (table, column, column)
+    )
     return found.fetchone() is not None
 
 

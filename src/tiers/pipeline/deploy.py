@@ -341,7 +341,7 @@ class Pipeline:
             stopped = [i for i in old.values() if i is not None]
             for instance in stopped:
                 timeout = self.config.services[instance.service].drain_timeout
-                self.releases.stop(instance, drain=timeout)
+                self.releases.stop(instance, drain=timeout, switched=True)
             note.text = ", ".join(f"{i.service} {i.version}" for i in stopped) or "nothing"
         self._end(run, "succeeded", None, manifest)
 
@@ -431,7 +431,8 @@ class Pipeline:
                 with self._step(run, "drain"):
                     for instance in old.values():
                         if instance is not None:
-                            self.releases.stop(instance, drain=1.0)
+                            timeout = self.config.services[instance.service].drain_timeout
+                            self.releases.stop(instance, drain=timeout, switched=True)
                 self._end(run, "succeeded", None, manifest)
             self.store.finish(
                 current.id, "rolled-back", error=f"rolled back by deployment {deployment}"
@@ -495,6 +496,9 @@ class Pipeline:
                 table, _, name = column.partition(".")
                 if rows := databases.populated(db_url, table, name):
                     losses.append(f"{column} ({rows} rows with values, revision {revision.id})")
+            for table in revision.drops_tables:
+                if rows := databases.populated(db_url, table):
+                    losses.append(f"table {table} ({rows} rows, revision {revision.id})")
         if losses and not force:
             raise OperationError(
                 f"downgrading to {to} would drop {'; '.join(losses)}; "

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["Instance", "LocalReleases", "cache_dir", "run_command"]
 
 BUILD_TIMEOUT = 1800
+STOP_GRACE = 10.0
+SETTLE = 1.0  # seconds between a switch and the old instance's SIGTERM
 _LOG_LINES = 20
 
 
@@ -278,12 +280,14 @@ class LocalReleases:
         self._save(instance.environment, live)
         return previous
 
-    def stop(self, instance: Instance, drain: float = 0.0) -> None:
-        """Let ``instance`` finish its requests (``drain`` seconds at most), then stop it."""
-        if drain and instance.port is not None:
-            time.sleep(min(drain, 1.0))  # requests dispatched just before the switch land
+    def stop(self, instance: Instance, drain: float = STOP_GRACE, switched: bool = False) -> None:
+        """Stop ``instance``: SIGTERM, so its servers finish the requests they hold, and
+        SIGKILL for what is still running after ``drain`` seconds. An instance just
+        ``switched`` away from first gets a moment for requests already routed to it."""
+        if switched and instance.port is not None and instance.processes:
+            time.sleep(SETTLE)  # a request routed just before the switch reaches it first
         for name in instance.processes:
-            self.platform.supervisor.stop(name)
+            self.platform.supervisor.stop(name, drain)
         if instance.site is not None:
             shutil.rmtree(instance.site, ignore_errors=True)
 

@@ -155,14 +155,15 @@ class Supervisor:
                 process.restarts += 1
                 self._spawn(process)
 
-    def stop(self, name: str) -> dict[str, Any]:
+    def stop(self, name: str, grace: float = STOP_TIMEOUT) -> dict[str, Any]:
+        """SIGTERM the process group; SIGKILL what is left after ``grace`` seconds."""
         process = self.processes.pop(name, None)
         if process is None:
             return {"name": name, "state": "unknown"}
         with process.lock:
             process.stopping = True
         if process.popen is not None:
-            _terminate(process.popen)
+            _terminate(process.popen, grace)
             process.exit_code = process.popen.returncode
         return process.describe()
 
@@ -196,11 +197,11 @@ def _note(log: Path, message: str) -> None:
         handle.write(f"[tiers {stamp}] {message}\n")
 
 
-def _terminate(popen: subprocess.Popen[bytes]) -> None:
+def _terminate(popen: subprocess.Popen[bytes], grace: float = STOP_TIMEOUT) -> None:
     """SIGTERM the whole process group, wait until every member is gone, else SIGKILL."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(popen.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
+    deadline = time.monotonic() + grace
     while _group_alive(popen) and time.monotonic() < deadline:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
@@ -264,7 +265,9 @@ class _Handler(BaseHTTPRequestHandler):
         if name is None:
             self._reply(404, {"error": "DELETE /processes/NAME"})
         else:
-            self._reply(200, self.server.supervisor.stop(name))
+            query = parse_qs(urlsplit(self.path).query)
+            grace = float(query.get("timeout", [STOP_TIMEOUT])[0])
+            self._reply(200, self.server.supervisor.stop(name, grace))
 
     def _name(self) -> str | None:
         parts = urlsplit(self.path).path.strip("/").split("/")
@@ -343,8 +346,13 @@ class SupervisorClient:
         body = {"command": command, "cwd": cwd, "env": env, "restart": restart}
         return dict(self._call("PUT", f"/processes/{name}", body))
 
-    def stop(self, name: str) -> dict[str, Any]:
-        return dict(self._call("DELETE", f"/processes/{name}"))
+    def stop(self, name: str, grace: float = STOP_TIMEOUT) -> dict[str, Any]:
+        """Stop ``name``: SIGTERM, and SIGKILL after ``grace`` seconds (its requests drain)."""
+        previous, self.timeout = self.timeout, max(self.timeout, grace + 5)
+        try:
+            return dict(self._call("DELETE", f"/processes/{name}?timeout={grace:g}"))
+        finally:
+            self.timeout = previous
 
     def logs(self, name: str, lines: int = 50) -> list[str]:
         return list(self._call("GET", f"/logs/{name}?lines={lines}")["lines"])
