@@ -332,7 +332,10 @@ def test_a_deploy_killed_mid_step_is_reported_and_repaired(repo: Path, step: str
     main = (repo / "backend/src/plyr_backend/main.py").read_text()
     slow = {
         "release": {f"{VERSIONS}/0004_slow.py": SLOW_0004},
-        "health": {"backend/src/plyr_backend/main.py": "import time\ntime.sleep(30)\n" + main},
+        "health": {
+            "backend/src/plyr_backend/main.py": "import time\ntime.sleep(30)\n" + main,
+            f"{VERSIONS}/0004_add_plays.py": MIGRATION_0004,
+        },
         "drain": {"backend/src/plyr_backend/main.py": main + "\n# a code-only change\n"},
     }[step]
     second = commit(repo, f"slow {step}", slow)
@@ -359,6 +362,8 @@ def test_a_deploy_killed_mid_step_is_reported_and_repaired(repo: Path, step: str
     repaired = tiers("deploy", "staging", cwd=repo)
     assert repaired.returncode == 0, repaired.stderr
     assert f"was interrupted during {step}" in repaired.stdout
+    if step == "health":  # killed after its migration, before its switch
+        assert "its migration was undone from the snapshot" in repaired.stdout
     assert health()["commit"] == third
     runs = history(repo)
     assert [r["state"] for r in runs] == ["succeeded", "interrupted", "succeeded"]
@@ -456,7 +461,12 @@ def test_sigterm_ends_a_deploy_cleanly_and_records_it(repo: Path) -> None:
     first = health()["commit"]
     main = (repo / "backend/src/plyr_backend/main.py").read_text()
     commit(
-        repo, "slow", {"backend/src/plyr_backend/main.py": "import time\ntime.sleep(30)\n" + main}
+        repo,
+        "slow, with a migration",
+        {
+            "backend/src/plyr_backend/main.py": "import time\ntime.sleep(30)\n" + main,
+            f"{VERSIONS}/0004_add_plays.py": MIGRATION_0004,
+        },
     )
     deploy = subprocess.Popen(
         [sys.executable, "-m", "tiers", "deploy", "staging"],
@@ -478,6 +488,7 @@ def test_sigterm_ends_a_deploy_cleanly_and_records_it(repo: Path) -> None:
         "interrupted",
         "stopped by a signal (Ctrl-C or SIGTERM)",
     )
+    assert psql(repo, "SELECT version_num FROM alembic_version") == "0003"
     status = json.loads(tiers("status", "--json", cwd=repo).stdout)
     names = {p["name"] for env in status for p in env["processes"]}
     assert names == {

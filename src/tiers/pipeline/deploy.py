@@ -157,6 +157,7 @@ class Pipeline:
         deployed = [i for i in self.releases.live(environment).values() if i.tag]
         if deployed:
             with self._lock(environment, wait=True):
+                self.platform.prepare(environment)
                 self.repair(environment)
                 self.platform.up(environment)
             return f"up, serving {deployed[0].version}"
@@ -190,10 +191,10 @@ class Pipeline:
         env = self.environment(environment)
         services = self._chosen(env, services)
         with self._lock(environment, wait) as lease:
+            self.platform.prepare(environment)  # the database must answer from here on
             self.repair(environment)
             if forced is None:
                 self.check_promotion(env, target)
-            self.platform.prepare(environment)  # the database must answer from here on
             db_url = self.platform.database_url(env)
             head = _head(db_url)
             manifest = self._manifest(env, target, services)
@@ -232,6 +233,9 @@ class Pipeline:
     def _abandon(self, run: _Run, manifest: dict[str, Any], state: Any, why: str) -> None:
         found = self.store.get(run.deployment)
         if found is not None and found.state == "running":
+            live = self.releases.live(run.env.name).values()
+            if not any(i.tag == str(run.deployment) for i in live):
+                self._restore(run, "it ended", compatible_ok=True)  # nothing switched
             self._end(run, state, why, manifest)
         self._settle(run.env.name)
 
@@ -386,9 +390,9 @@ class Pipeline:
         env = self.environment(environment)
         services = self.services(env)
         with self._lock(environment, wait) as lease:
+            self.platform.prepare(environment)
             self.repair(environment)
             current, target = self._rollback_target(environment, to)
-            self.platform.prepare(environment)
             db_url = self.platform.database_url(env)
             head = _head(db_url)
             downgrade_to = target.migration_after
@@ -531,19 +535,37 @@ class Pipeline:
         return _Locked(self, environment, wait, waiting)
 
     def repair(self, environment: str) -> list[Deployment]:
-        """End deployments left ``running`` by a killed tiers; stop what they started."""
+        """End deployments left ``running`` by a killed tiers, undo the migration of one that
+        had not switched, and stop what they started."""
         found = self.store.unfinished(environment)
         for deployment in found:
             step = next((s.name for s in deployment.steps if s.outcome == "running"), "?")
             self.store.mark_interrupted(
                 deployment.id, f"tiers stopped during its {step} step; repaired by the next run"
             )
+            live = self.releases.live(environment).values()
+            switched = any(i.tag == str(deployment.id) for i in live)
+            what = "it had switched" if switched else self._undo(environment, deployment)
             self.report.line(
                 f"{environment}: deployment {deployment.id} ({deployment.version}) was "
-                f"interrupted during {step}; what serves is unchanged"
+                f"interrupted during {step}; {what}"
             )
         self._settle(environment)
         return found
+
+    def _undo(self, environment: str, deployment: Deployment) -> str:
+        """The database of a deployment killed before its switch, as it was before it."""
+        env = self.environment(environment)
+        db_url = self.platform.database_url(env)
+        dump = self.platform.env_dir(env) / "snapshots" / f"{deployment.id}.dump"
+        snapped = any(s.name == "snapshot" and s.outcome == "ok" for s in deployment.steps)
+        if not (db_url and snapped and dump.exists()):
+            return "what serves is unchanged"
+        snapshot = databases.Snapshot.load(dump, db_url)
+        if databases.fingerprint(db_url) == snapshot.fingerprint:
+            return "what serves and the database schema are unchanged"
+        databases.restore(snapshot, db_url)
+        return "what serves is unchanged and its migration was undone from the snapshot"
 
     def _step(self, run: _Run, name: str) -> Any:
         return _Step(self, run, name)
