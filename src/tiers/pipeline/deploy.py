@@ -183,16 +183,34 @@ class Pipeline:
         services: list[str] | None = None,
         forced: str | None = None,
     ) -> Deployment:
+        """Ship ``target`` to ``environment``; see ``ship``."""
+        done = self.ship(environment, target, wait=wait, services=services, forced=forced)
+        assert done is not None
+        return done
+
+    def ship(
+        self,
+        environment: str,
+        target: Target,
+        *,
+        wait: bool = False,
+        services: list[str] | None = None,
+        forced: str | None = None,
+        unless_served: bool = False,
+    ) -> Deployment | None:
         """Ship ``target`` to ``environment`` (all its services, or ``services``).
 
         ``forced`` (a reason, recorded) lifts the promotion guarantee and the hold after
-        a rollback.
+        a rollback. With ``unless_served``, nothing happens (None) when, once the lock is
+        ours, the environment already serves the target or a commit containing it.
         """
         env = self.environment(environment)
         services = self._chosen(env, services)
         with self._lock(environment, wait) as lease:
             self.platform.prepare(environment)  # the database must answer from here on
             self.repair(environment)
+            if unless_served and self.serves(environment, services, target):
+                return None
             if forced is None:
                 self.check_promotion(env, target)
             db_url = self.platform.database_url(env)
@@ -249,6 +267,18 @@ class Pipeline:
         for name in self.releases.strays(environment):
             self.platform.supervisor.stop(name)
             self.report.line(f"{environment}: stopped {name}, not the live release")
+
+    def serves(self, environment: str, services: list[str], target: Target) -> bool:
+        """Whether every one of ``services`` runs a deployed ``target`` or a descendant."""
+        live = self.releases.live(environment)
+        repo = Repo.find(self.project_dir)
+        return all(
+            s in live
+            and bool(live[s].tag)  # a deployed release, not a work tree
+            and (target.ref != target.version or live[s].version == target.version)  # a tag
+            and (live[s].commit == target.commit or repo.is_ancestor(target.commit, live[s].commit))
+            for s in services
+        )
 
     def _chosen(self, env: Environment, services: list[str] | None) -> list[str]:
         every = self.services(env)

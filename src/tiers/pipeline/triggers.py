@@ -49,12 +49,13 @@ class Triggers:
             if not services:
                 out.append(f"{env.name}: the push touches none of its services; nothing to do")
                 continue
-            if self._serves(env.name, commit, services):
-                out.append(f"{env.name}: already serves {target.version} or newer; nothing to do")
-                continue
-            done = self.pipeline.deploy(env.name, target, wait=True, services=services)
+            done = self.pipeline.ship(
+                env.name, target, wait=True, services=services, unless_served=True
+            )
             out.append(
-                f"{env.name}: deployed {', '.join(services)} at {done.version} "
+                f"{env.name}: already serves {target.version} or newer; nothing to do"
+                if done is None
+                else f"{env.name}: deployed {', '.join(services)} at {done.version} "
                 f"(deployment {done.id})"
             )
         return out
@@ -67,29 +68,18 @@ class Triggers:
         target = Target(tag, commit, tag)
         out = []
         for env in envs:
-            if self._serves(env.name, commit, self.pipeline.services(env), version=tag):
-                out.append(f"{env.name}: already serves {tag}; nothing to do")
-                continue
-            done = self.pipeline.deploy(env.name, target, wait=True)
-            out.append(f"{env.name}: deployed {tag} (deployment {done.id})")
+            done = self.pipeline.ship(env.name, target, wait=True, unless_served=True)
+            out.append(
+                f"{env.name}: already serves {tag}; nothing to do"
+                if done is None
+                else f"{env.name}: deployed {tag} (deployment {done.id})"
+            )
         return out
 
     def _chosen(self, only: str | None) -> list[Environment]:
         if only is None:
             return list(self.config.environments.values())
         return [self.pipeline.environment(only)]
-
-    def _serves(
-        self, environment: str, commit: str, services: list[str], version: str | None = None
-    ) -> bool:
-        live = self.pipeline.releases.live(environment)
-        return all(
-            s in live
-            and bool(live[s].tag)  # a deployed release, not a work tree
-            and version in (None, live[s].version)
-            and (live[s].commit == commit or self.repo.is_ancestor(commit, live[s].commit))
-            for s in services
-        )
 
     def _migrations(self, paths: list[str]) -> list[str]:
         prefix = self.pipeline.project_dir.relative_to(self.repo.root).as_posix()
