@@ -150,6 +150,8 @@ def test_push_release_and_production_serves_what_staging_ran(project: Path) -> N
     live = json.loads((project / ".tiers/local/environments/staging/live.json").read_text())
     assert (live["backend"]["commit"], live["frontend"]["commit"]) == (after, head)
     assert "  1 commit behind staging" in tiers("status", cwd=project).stdout
+    stale = on_push(project, "0" * 40, head)  # a CI job for the older push, run late
+    assert f"staging: already serves {head[:7]} or newer; nothing to do" in stale.stdout
     drift = tiers("diff", "staging", "production", cwd=project)
     assert "commits: staging has 1 commit production lacks" in drift.stdout
     refused = tiers("deploy", "production", "--ref", after, "--dry-run", cwd=project)

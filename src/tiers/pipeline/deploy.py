@@ -36,7 +36,7 @@ from tiers.state import Deployment, Lease, StateStore, default_holder
 __all__ = ["Pipeline", "Target"]
 
 LEASE_SECONDS = 30.0
-_RUN_ONLY = ("snapshot", "forced", "migration_after", "undoes", "db")
+RUN_ONLY = ("snapshot", "forced", "migration_after", "undoes", "db")
 """Manifest keys that describe one run, not the release: a rollback does not inherit them."""
 DbChoice = str  # "keep" | "downgrade" | "restore"
 
@@ -51,7 +51,7 @@ class Target:
 
 
 @dataclass
-class _Run:
+class Run:
     """One deploy or rollback in progress."""
 
     deployment: int
@@ -214,7 +214,7 @@ class Pipeline:
             if forced is None:
                 self.check_promotion(env, target)
             db_url = self.platform.database_url(env)
-            head = _head(db_url)
+            head = head_of(db_url)
             manifest = self._manifest(env, target, services)
             if forced is not None:
                 manifest["forced"] = forced
@@ -224,7 +224,7 @@ class Pipeline:
             lease.attach(deployment)
             self.report.line(f"{environment}: deployment {deployment} of {target.version}")
             release = Release(target.version, target.commit)
-            run = _Run(deployment, env, release, Path(), {}, db_url, head, lease=lease)
+            run = Run(deployment, env, release, Path(), {}, db_url, head, lease=lease)
             with self._ending(run, manifest):
                 self._build(run, services)
                 self._ship(run, services, manifest)
@@ -233,7 +233,7 @@ class Pipeline:
         return found
 
     @contextlib.contextmanager
-    def _ending(self, run: _Run, manifest: dict[str, Any]) -> Iterator[None]:
+    def _ending(self, run: Run, manifest: dict[str, Any]) -> Iterator[None]:
         """End the record however the run ends; what served before keeps serving."""
         try:
             yield
@@ -248,7 +248,7 @@ class Pipeline:
                 f"{run.env.name}: deployment {run.deployment} failed: {exc!r}"
             ) from exc
 
-    def _abandon(self, run: _Run, manifest: dict[str, Any], state: Any, why: str) -> None:
+    def _abandon(self, run: Run, manifest: dict[str, Any], state: Any, why: str) -> None:
         found = self.store.get(run.deployment)
         if found is not None and found.state == "running":
             live = self.releases.live(run.env.name).values()
@@ -336,7 +336,7 @@ class Pipeline:
             return self.store.get(int(undone)) if undone is not None else None
         return None
 
-    def _build(self, run: _Run, services: list[str]) -> None:
+    def _build(self, run: Run, services: list[str]) -> None:
         with self._step(run, "build") as note:
             repo = Repo.find(self.project_dir)
             exported = repo.export(
@@ -349,7 +349,7 @@ class Pipeline:
                 notes.append(f"{service} {what}")
             note.text = "; ".join(notes)
 
-    def _ship(self, run: _Run, services: list[str], manifest: dict[str, Any]) -> None:
+    def _ship(self, run: Run, services: list[str], manifest: dict[str, Any]) -> None:
         if run.db_url:
             with self._step(run, "snapshot") as note:
                 dump = self.platform.env_dir(run.env) / "snapshots" / f"{run.deployment}.dump"
@@ -363,7 +363,7 @@ class Pipeline:
                     self.releases.release_command(
                         run.env.name, service, run.release, run.source, run.venvs[service]
                     )
-                note.text = f"migration head {_head(run.db_url) or 'none'}"
+                note.text = f"migration head {head_of(run.db_url) or 'none'}"
         except PlatformError as exc:
             db = self._restore(run, "release")
             self._end(run, "failed", str(exc), manifest)
@@ -380,7 +380,7 @@ class Pipeline:
         self._end(run, "succeeded", None, manifest)
 
     def _start(
-        self, run: _Run, services: list[str], manifest: dict[str, Any]
+        self, run: Run, services: list[str], manifest: dict[str, Any]
     ) -> dict[str, Instance]:
         new: dict[str, Instance] = {}
         try:
@@ -417,137 +417,10 @@ class Pipeline:
         force: bool = False,
         wait: bool = False,
     ) -> Deployment:
-        env = self.environment(environment)
-        services = self.services(env)
-        with self._lock(environment, wait) as lease:
-            self.platform.prepare(environment)
-            self.repair(environment)
-            current, target = self._rollback_target(environment, to)
-            db_url = self.platform.database_url(env)
-            head = _head(db_url)
-            downgrade_to = target.migration_after
-            if db == "downgrade":
-                self._check_downgrade(current, db_url, head, downgrade_to, force)
-            if db == "restore":
-                snapshot = (current.manifest or {}).get("snapshot")
-                if not snapshot or not Path(snapshot).exists():
-                    raise OperationError(
-                        f"deployment {current.id} kept no snapshot to restore; "
-                        "use --db keep or --db downgrade"
-                    )
-                if not force:
-                    when = f"{current.started_at:%Y-%m-%d %H:%M:%S} UTC"
-                    raise OperationError(
-                        f"restoring the snapshot taken before deployment {current.id} ({when}) "
-                        "discards every write to the database since; pass --force to do it, "
-                        "or use --db downgrade"
-                    )
-            kept = {k: v for k, v in (target.manifest or {}).items() if k not in _RUN_ONLY}
-            manifest = {**kept, "undoes": current.id, "db": db}
-            deployment = self.store.begin(
-                environment, "rollback", target.version, target.commit, self.actor, manifest, head
-            )
-            lease.attach(deployment)
-            self.report.line(
-                f"{environment}: rollback {deployment} from {current.version} to {target.version}"
-            )
-            release = Release(target.version, target.commit or "")
-            run = _Run(deployment, env, release, Path(), {}, db_url, head, lease=lease)
-            with self._ending(run, manifest):
-                self._build(run, services)
-                if db == "downgrade" and head != downgrade_to:
-                    self._downgrade(run, current, services, downgrade_to or "base")
-                if db == "restore":
-                    self._restore_before(run, current)
-                new = self._start(run, services, manifest)
-                with self._step(run, "switch"):
-                    old = {service: self.releases.switch(new[service]) for service in services}
-                with self._step(run, "drain"):
-                    for instance in old.values():
-                        if instance is not None:
-                            timeout = self.config.services[instance.service].drain_timeout
-                            self.releases.stop(instance, drain=timeout, switched=True)
-                self._end(run, "succeeded", None, manifest)
-            self.store.finish(
-                current.id, "rolled-back", error=f"rolled back by deployment {deployment}"
-            )
-        found = self.store.get(deployment)
-        assert found is not None
-        return found
+        """Serve an earlier release again; see ``tiers.pipeline.rollback``."""
+        from tiers.pipeline.rollback import rollback
 
-    def _restore_before(self, run: _Run, current: Deployment) -> None:
-        with self._step(run, "restore") as note:
-            assert run.db_url is not None
-            path = Path((current.manifest or {})["snapshot"])
-            databases.restore(databases.Snapshot.load(path, run.db_url), run.db_url)
-            note.text = f"database as before deployment {current.id}"
-
-    def _rollback_target(self, environment: str, to: str | None) -> tuple[Deployment, Deployment]:
-        done = [d for d in self.store.history(environment, limit=200) if d.state == "succeeded"]
-        if not done:
-            raise UsageError(f"{environment} has no successful deployment to roll back from")
-        current = done[0]
-        earlier = [d for d in done[1:] if d.commit != current.commit]
-        if to is not None:
-            earlier = [d for d in done[1:] if to in (d.version, d.commit, str(d.id))]
-            if not earlier:
-                versions = ", ".join(dict.fromkeys(d.version for d in done[1:])) or "none"
-                raise UsageError(
-                    f"{environment} never ran {to!r} successfully; earlier versions: {versions}"
-                )
-        if not earlier:
-            raise UsageError(
-                f"{environment} has no earlier successful release than {current.version}"
-            )
-        return current, earlier[0]
-
-    def _check_downgrade(
-        self,
-        current: Deployment,
-        db_url: str | None,
-        head: str | None,
-        to: str | None,
-        force: bool,
-    ) -> None:
-        if db_url is None or head == to:
-            return
-        if not any(self.config.services[s].downgrade_command for s in self.config.services):
-            raise OperationError(
-                f"no service declares a downgrade_command to take the database from {head} "
-                f"to {to}; declare one, or use --db keep or --db restore"
-            )
-        source = self.state_dir / "releases" / (current.commit or "") / self._relative()
-        globs = [g for s in self.config.services.values() for g in s.migrations]
-        revisions = Migrations.read(source, globs).between(to, head)
-        if not revisions:
-            raise OperationError(
-                f"cannot find the migrations from {head} down to {to} in release "
-                f"{current.version}; use --db keep or --db restore"
-            )
-        losses = []
-        for revision in revisions:
-            for column in revision.drops_columns:
-                table, _, name = column.partition(".")
-                if rows := databases.populated(db_url, table, name):
-                    losses.append(f"{column} ({rows} rows with values, revision {revision.id})")
-            for table in revision.drops_tables:
-                if rows := databases.populated(db_url, table):
-                    losses.append(f"table {table} ({rows} rows, revision {revision.id})")
-        if losses and not force:
-            raise OperationError(
-                f"downgrading to {to} would drop {'; '.join(losses)}; "
-                "pass --force to lose them, or use --db keep"
-            )
-
-    def _downgrade(self, run: _Run, current: Deployment, services: list[str], to: str) -> None:
-        source = self.state_dir / "releases" / (current.commit or "") / self._relative()
-        release = Release(current.version, current.commit or "")
-        with self._step(run, "downgrade") as note:
-            for service in services:
-                if self.config.services[service].downgrade_command:
-                    venv, _ = self.releases.build(service, source)
-                    self.releases.downgrade(run.env.name, service, release, source, venv, to)
-            note.text = f"migration head {_head(run.db_url) or 'none'}"
+        return rollback(self, environment, to, db=db, force=force, wait=wait)
 
     # -- shared ------------------------------------------------------------------------------
 
@@ -597,10 +470,10 @@ class Pipeline:
         databases.restore(snapshot, db_url)
         return "what serves is unchanged and its migration was undone from the snapshot"
 
-    def _step(self, run: _Run, name: str) -> Any:
+    def _step(self, run: Run, name: str) -> Any:
         return _Step(self, run, name)
 
-    def _restore(self, run: _Run, after: str, compatible_ok: bool = False) -> str:
+    def _restore(self, run: Run, after: str, compatible_ok: bool = False) -> str:
         """Put the database back as it was before this run; what happened, in words."""
         if run.snapshot is None or run.db_url is None:
             return "the database was not snapshotted"
@@ -608,7 +481,9 @@ class Pipeline:
             return "the database schema is unchanged"
         if compatible_ok:
             globs = [g for s in self.config.services.values() for g in s.migrations]
-            applied = Migrations.read(run.source, globs).between(run.head_before, _head(run.db_url))
+            applied = Migrations.read(run.source, globs).between(
+                run.head_before, head_of(run.db_url)
+            )
             if applied and all(r.compatible for r in applied):
                 return "the database keeps its compatible migrations"
         with self._step(run, "restore") as note:
@@ -616,7 +491,7 @@ class Pipeline:
             note.text = f"database restored from the snapshot taken before {after}"
         return "the database was restored from its snapshot"
 
-    def _failed(self, run: _Run, why: str, db: str, exc: Exception) -> OperationError:
+    def _failed(self, run: Run, why: str, db: str, exc: Exception) -> OperationError:
         live = self.releases.live(run.env.name)
         serving = ", ".join(f"{s} {i.version}" for s, i in live.items()) or "nothing yet"
         return OperationError(
@@ -624,8 +499,8 @@ class Pipeline:
             f"switched ({serving} still serving) and {db}.\n{exc}"
         )
 
-    def _end(self, run: _Run, state: Any, error: str | None, manifest: dict[str, Any]) -> None:
-        manifest["migration_after"] = _head(run.db_url)
+    def _end(self, run: Run, state: Any, error: str | None, manifest: dict[str, Any]) -> None:
+        manifest["migration_after"] = head_of(run.db_url)
         self.store.finish(
             run.deployment,
             state,
@@ -688,7 +563,7 @@ class _Locked:
 class _Step:
     """A step shown by the reporter and recorded in the store."""
 
-    def __init__(self, pipeline: Pipeline, run: _Run, name: str) -> None:
+    def __init__(self, pipeline: Pipeline, run: Run, name: str) -> None:
         self.shown = pipeline.report.step(run.env.name, name)
         self.recorded = pipeline.store.step(run.deployment, name)
         self.lease = run.lease
@@ -714,5 +589,5 @@ def _in_git(path: Path) -> bool:
     return True
 
 
-def _head(url: str | None) -> str | None:
+def head_of(url: str | None) -> str | None:
     return databases.migration_head(url) if url else None
