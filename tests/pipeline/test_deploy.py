@@ -230,6 +230,13 @@ def test_deploys_the_commit_and_records_every_step(repo: Path) -> None:
     processes = {p["name"] for env in status for p in env["processes"]}
     second_id = runs[0]["id"]
     assert processes == {f"staging.backend.app@{second_id}", f"staging.backend.worker@{second_id}"}
+    logs = tiers("logs", "staging", "backend.app", "-n", "200", cwd=repo)
+    assert logs.returncode == 0, logs.stderr
+    assert "backend.app | " in logs.stdout and "Application startup complete" in logs.stdout
+    first_id = runs[1]["id"]
+    older = tiers("logs", "staging", f"backend.app@{first_id}", cwd=repo)
+    assert older.returncode == 0, older.stderr
+    assert f"backend.app@{first_id} | " in older.stdout
 
 
 def test_a_failed_release_command_keeps_the_old_version_and_restores_the_database(

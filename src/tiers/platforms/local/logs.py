@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tiers.errors import UsageError
+from tiers.platforms.local.releases import LocalReleases
 from tiers.platforms.local.supervisor import tail
 
 if TYPE_CHECKING:
@@ -19,15 +20,28 @@ _COLOURS = ("36", "33", "32", "35", "34", "31")  # cyan, yellow, green, magenta,
 
 
 def log_files(platform: LocalPlatform, environment: str, process: str | None) -> dict[str, Path]:
-    """``{"backend.app": path, ...}`` for ``environment``, or just ``process``."""
+    """``{"backend.app": path, ...}`` for ``environment``, or just ``process``.
+
+    A process that ran in several releases (``backend.app@12``, ``backend.app@13``) is
+    shown by the log of the live release, else the newest; ``backend.app@12`` names one.
+    """
     if environment not in platform.config.environments:
         known = ", ".join(platform.config.environments)
         raise UsageError(f"no environment {environment!r}; known: {known}")
     prefix = f"{environment}."
-    found = {
-        path.name.removeprefix(prefix).removesuffix(".log"): path
-        for path in sorted((platform.state / "logs").glob(f"{prefix}*.log"))
-    }
+    paths = sorted((platform.state / "logs").glob(f"{prefix}*.log"), key=_mtime)
+    if process is not None and "@" in process:
+        exact = platform.state / "logs" / f"{prefix}{process}.log"
+        if exact.exists():
+            return {process: exact}
+    live = {n for i in LocalReleases(platform).live(environment).values() for n in i.processes}
+    chosen: dict[str, tuple[Path, bool]] = {}
+    for path in paths:
+        name = path.name.removesuffix(".log")
+        base = name.removeprefix(prefix).partition("@")[0]
+        if not chosen.get(base, (path, False))[1]:  # a live release's log stays chosen
+            chosen[base] = (path, name in live)
+    found = {base: chosen[base][0] for base in sorted(chosen)}
     if process is None:
         if not found:
             raise UsageError(
@@ -39,6 +53,13 @@ def log_files(platform: LocalPlatform, environment: str, process: str | None) ->
             f"no process {process!r} in {environment}; known: {', '.join(found) or 'none'}"
         )
     return {process: found[process]}
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def follow_logs(
