@@ -184,7 +184,7 @@ def test_deploys_the_commit_and_records_every_step(repo: Path) -> None:
     assert plan.returncode == 0, plan.stderr
     first = git(repo, "rev-parse", "HEAD")
     assert f"deploy staging: main → {first[:12]}" in plan.stdout
-    assert "  snapshot  dump the database" in plan.stdout
+    assert "  snapshot  postgresql://postgres@127.0.0.1:15434/plyr-stg" in plan.stdout
     assert history(repo) == []  # a dry run records nothing
 
     (repo / "backend/src/plyr_backend/uncommitted.py").write_text("never shipped\n")

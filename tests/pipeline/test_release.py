@@ -154,10 +154,14 @@ def test_push_release_and_production_serves_what_staging_ran(project: Path) -> N
     assert f"staging: already serves {head[:7]} or newer; nothing to do" in stale.stdout
     drift = tiers("diff", "staging", "production", cwd=project)
     assert "commits: staging has 1 commit production lacks" in drift.stdout
-    refused = tiers("deploy", "production", "--ref", after, "--dry-run", cwd=project)
-    assert refused.returncode == 0  # a dry run plans; the real one refuses below
-    git(project, "commit", "-q", "--allow-empty", "-m", "never on staging")
+    planned = tiers("deploy", "production", "--ref", after, "--dry-run", cwd=project)
+    assert planned.returncode == 0, planned.stderr  # staging ran it: production may
+    (project / "backend/src/plyr_backend/unreleased.py").write_text("FLAG = True\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-q", "-m", "never on staging")
     unseen = git(project, "rev-parse", "HEAD")
+    dry = tiers("deploy", "production", "--ref", unseen, "--dry-run", cwd=project)
+    assert dry.returncode == 1 and "production deploys only what staging ran" in dry.stderr
     blocked = tiers("deploy", "production", "--ref", unseen, cwd=project)
     assert blocked.returncode == 1
     assert (

@@ -72,6 +72,8 @@ def deploy(
     if dry_run:
         for line in pipeline.plan(environment, target):
             io.out(line)
+        if _forced(force, reason) is None:
+            pipeline.check_promotion(env, target)  # what the real run would refuse
         return
     _interrupt_on_sigterm()
     done = pipeline.deploy(

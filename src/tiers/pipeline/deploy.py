@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from tiers.config import Config, Environment
+from tiers.config.model import redact
 from tiers.errors import OperationError, PlatformError, TiersError, UsageError
 from tiers.git import Repo
 from tiers.pipeline import databases
 from tiers.pipeline.migrations import Migrations
+from tiers.pipeline.paths import touched
 from tiers.pipeline.report import Reporter
 from tiers.platforms.local.platform import LocalPlatform
 from tiers.platforms.local.releases import Instance, LocalReleases
@@ -125,22 +127,38 @@ class Pipeline:
         return "HEAD"
 
     def plan(self, environment: str, target: Target) -> list[str]:
+        """What ``deploy`` would do, step by step, naming the commands and addresses."""
         env = self.environment(environment)
-        services = ", ".join(self.services(env))
+        specs = {name: self.config.services[name] for name in self.services(env)}
         short = target.commit[:12]
-        lines = [
-            f"deploy {environment}: {target.ref} → {short} as version {target.version}",
-            f"  build     export {short} to .tiers/releases/; build {services}",
+        lines = [f"deploy {environment}: {target.ref} → {short} as version {target.version}"]
+        built = [
+            f"{name}: {spec.build}"
+            + (f" (virtualenv kept while {spec.lock} is unchanged)" if spec.lock else "")
+            for name, spec in specs.items()
+            if spec.build
         ]
-        if self.platform.database_url(env):
-            lines.append("  snapshot  dump the database before anything changes")
-        lines += [
-            "  release   run each release_command (migrations) with the new configuration",
-            "  start     start the new version beside the old one",
-            "  health    wait for its health path; on failure stop it, keep the old one",
-            "  switch    point the sites at the new version (no dropped connection)",
-            "  drain     let the old version finish its requests, then stop it",
+        lines.append(
+            f"  build     export {short} to .tiers/releases/; "
+            + ("; ".join(built) or "nothing to build")
+        )
+        if url := self.platform.database_url(env):
+            lines.append(f"  snapshot  {redact(url)}")
+        released = [f"{n}: {s.release_command}" for n, s in specs.items() if s.release_command]
+        lines.append("  release   " + ("; ".join(released) or "no release_command"))
+        started = [
+            f"{n}: {', '.join(s.processes)} on fresh ports" if s.processes else f"{n}: its files"
+            for n, s in specs.items()
         ]
+        lines.append("  start     " + "; ".join(started) + ", beside the live version")
+        checked = [
+            f"{n}: {s.health} within {s.health_timeout:g}s" for n, s in specs.items() if s.health
+        ]
+        lines.append("  health    " + ("; ".join(checked) or "processes stay up"))
+        urls = [f"{env.services[n].url} → new {n}" for n in specs if env.services[n].url]
+        lines.append("  switch    " + ("; ".join(urls) or "nothing to switch"))
+        grace = ", ".join(f"{n} {s.drain_timeout:g}s" for n, s in specs.items() if s.processes)
+        lines.append(f"  drain     the old version: SIGTERM, SIGKILL after {grace or '-'}")
         return lines
 
     # -- up ----------------------------------------------------------------------------------
@@ -269,16 +287,19 @@ class Pipeline:
             self.report.line(f"{environment}: stopped {name}, not the live release")
 
     def serves(self, environment: str, services: list[str], target: Target) -> bool:
-        """Whether every one of ``services`` runs a deployed ``target`` or a descendant."""
+        """Whether every one of ``services`` runs a deployed ``target``, or a later commit
+        that contains it (so a late CI job for an older push or tag changes nothing)."""
         live = self.releases.live(environment)
         repo = Repo.find(self.project_dir)
-        return all(
-            s in live
-            and bool(live[s].tag)  # a deployed release, not a work tree
-            and (target.ref != target.version or live[s].version == target.version)  # a tag
-            and (live[s].commit == target.commit or repo.is_ancestor(target.commit, live[s].commit))
-            for s in services
-        )
+
+        def contains(instance: Instance) -> bool:
+            if not instance.tag:  # the work tree, not a deployed release
+                return False
+            if instance.commit == target.commit:
+                return target.ref != target.version or instance.version == target.version
+            return repo.is_ancestor(target.commit, instance.commit)
+
+        return all(s in live and contains(live[s]) for s in services)
 
     def _chosen(self, env: Environment, services: list[str] | None) -> list[str]:
         every = self.services(env)
@@ -316,7 +337,7 @@ class Pipeline:
         ran = [
             d
             for d in self.store.history(before.name, limit=500)
-            if d.commit == target.commit and d.state in ("succeeded", "rolled-back")
+            if d.state in ("succeeded", "rolled-back") and self.same_code(d.commit, target.commit)
         ]
         if not ran:
             raise OperationError(
@@ -324,6 +345,16 @@ class Pipeline:
                 f"({target.version}) was never deployed successfully to {before.name}; "
                 f"deploy it there first, or pass --force --reason TEXT"
             )
+
+    def same_code(self, ran: str | None, commit: str) -> bool:
+        """Whether ``ran`` ships what ``commit`` does: the same commit, or an ancestor whose
+        later changes touch no service (documentation, say)."""
+        if not ran or ran == commit:
+            return ran == commit
+        repo = Repo.find(self.project_dir)
+        if not repo.is_ancestor(ran, commit):
+            return False
+        return not touched(self.config, self.config_path, repo.changed_paths(ran, commit))
 
     def _undone(self, environment: str) -> Deployment | None:
         """The deployment the newest rollback undid, while nothing newer was deployed."""

@@ -14,20 +14,20 @@ tag. A failure part-way says which steps happened and how to finish or undo them
 
 from __future__ import annotations
 
+import http.client
 import json
-import re
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
 
 from tiers.config import Environment
 from tiers.errors import OperationError, TiersError, UsageError
 from tiers.git import Commit, Repo
 from tiers.pipeline.deploy import Pipeline, Target
+from tiers.pipeline.paths import touched
 
-__all__ = ["Plan", "Releaser", "matches", "touched"]
+__all__ = ["Plan", "Releaser"]
 
 
 @dataclass
@@ -42,6 +42,8 @@ class Plan:
     production: list[Environment]
     branches: dict[str, str | None] = field(default_factory=dict)
     """Frontend branch → the commit it points at now (None: it does not exist yet)."""
+    force_branches: bool = False
+    """Reset diverged branches (pushed with ``+``) instead of refusing."""
 
     def lines(self) -> list[str]:
         since = f"since {self.previous}" if self.previous else "(the first release)"
@@ -102,6 +104,7 @@ class Releaser:
             services=changed,
             production=production,
             branches=self._branches(production, commit, allow_non_ff),
+            force_branches=allow_non_ff,
         )
 
     def _check_upstream(self, branch: str, commit: str) -> None:
@@ -135,7 +138,7 @@ class Releaser:
         if before is None:
             return
         last = self.pipeline.store.last(before.name, "succeeded")
-        if last is None or last.commit != commit:
+        if last is None or not self.pipeline.same_code(last.commit, commit):
             runs = f"runs {last.version} ({(last.commit or '')[:12]})" if last else "has no deploy"
             raise OperationError(
                 f"{before.name} {runs}, not {commit[:12]}: production ships only what "
@@ -146,7 +149,8 @@ class Releaser:
             path = self.config.services[service].health
             if not (path and binding.url):
                 continue
-            problem = _unhealthy(binding.url + path, commit)
+            live = self.pipeline.releases.live(before.name).get(service)
+            problem = _unhealthy(binding.url + path, live.commit if live else None)
             if problem:
                 raise OperationError(
                     f"{before.name} is not healthy: {service} {binding.url}{path} {problem}; "
@@ -159,7 +163,7 @@ class Releaser:
 
     def _services_changed(self, since: str | None, commit: str) -> list[str]:
         paths = self.repo.changed_paths(since, commit)
-        changed = touched(self.pipeline, paths)
+        changed = touched(self.config, self.pipeline.config_path, paths)
         if not changed:
             raise OperationError(
                 f"nothing to release: no change since {since[:12] if since else 'the start'} "
@@ -185,6 +189,11 @@ class Releaser:
                 if not binding.branch or binding.branch == self.settings.branch:
                     continue
                 old = self.repo.ref(f"refs/heads/{binding.branch}")
+                remote = self.repo.ref(f"refs/remotes/{self.settings.remote}/{binding.branch}")
+                for seen in (old, remote):
+                    if seen and not allow_non_ff and not self.repo.is_ancestor(seen, commit):
+                        old = seen
+                        break
                 if old and not allow_non_ff and not self.repo.is_ancestor(old, commit):
                     raise OperationError(
                         f"{binding.branch} has diverged from {self.settings.branch} "
@@ -232,56 +241,21 @@ class Releaser:
 
 
 def refs_of(plan: Plan) -> list[str]:
-    return [f"refs/tags/{plan.version}", *(f"refs/heads/{b}" for b in plan.branches)]
+    force = "+" if plan.force_branches else ""
+    return [f"refs/tags/{plan.version}", *(f"{force}refs/heads/{b}" for b in plan.branches)]
 
 
-def touched(pipeline: Pipeline, paths: list[str]) -> list[str]:
-    """The services whose ``paths`` globs match any of ``paths`` (repository-relative);
-    every service when tiers.toml itself changed."""
-    repo = Repo.find(pipeline.project_dir)
-    prefix = pipeline.project_dir.relative_to(repo.root).as_posix()
-    prefix = "" if prefix == "." else prefix + "/"
-    local = [p.removeprefix(prefix) for p in paths if p.startswith(prefix)]
-    if "tiers.toml" in local:
-        return list(pipeline.config.services)
-    return [
-        name
-        for name, spec in pipeline.config.services.items()
-        if any(matches(path, glob) for path in local for glob in spec.paths)
-    ]
-
-
-def matches(path: str, glob: str) -> bool:
-    """Whether ``path`` matches ``glob``: ``**`` spans directories, ``*`` does not."""
-    return re.fullmatch(_regex(glob), path) is not None
-
-
-@cache
-def _regex(glob: str) -> str:
-    out = ""
-    for part in re.split(r"(\*\*/?|\*|\?)", glob):
-        if part in ("**", "**/"):
-            out += ".*"
-        elif part == "*":
-            out += "[^/]*"
-        elif part == "?":
-            out += "[^/]"
-        else:
-            out += re.escape(part)
-    return out
-
-
-def _unhealthy(url: str, commit: str) -> str | None:
+def _unhealthy(url: str, commit: str | None) -> str | None:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             body = response.read()
-    except OSError as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:
         return f"does not answer ({exc})"
     try:
         answer = json.loads(body)
     except ValueError:
         return None
     ran = answer.get("commit") if isinstance(answer, dict) else None
-    if ran and ran != commit:
+    if ran and commit and ran != commit:
         return f"reports commit {str(ran)[:12]}"
     return None

@@ -13,9 +13,10 @@ environment already serves is not deployed again.
 from __future__ import annotations
 
 from tiers.config import Environment
+from tiers.errors import UsageError
 from tiers.git import Repo
 from tiers.pipeline.deploy import Pipeline, Target
-from tiers.pipeline.release import matches, touched
+from tiers.pipeline.paths import matches, project_paths, touched
 
 __all__ = ["Triggers"]
 
@@ -39,10 +40,15 @@ class Triggers:
         if not envs:
             return [f"no environment follows {branch}; nothing to deploy"]
         commit = self.repo.resolve(after)
-        since = None if not before or before == _NULL else self.repo.resolve(before)
+        out, since = [], None
+        if before and before != _NULL:
+            try:
+                since = self.repo.resolve(before)
+            except UsageError:  # a shallow checkout, or history force-pushed away
+                out.append(f"{before[:12]} is not in this clone; deploying every service")
         paths = self.repo.changed_paths(since, commit)
-        out = self._migrations(paths)
-        changed = touched(self.pipeline, paths)
+        out += self._migrations(paths)
+        changed = touched(self.config, self.pipeline.config_path, paths)
         target = Target(branch, commit, self.repo.short(commit))
         for env in envs:
             services = [s for s in changed if s in self.pipeline.services(env)]
@@ -82,8 +88,7 @@ class Triggers:
         return [self.pipeline.environment(only)]
 
     def _migrations(self, paths: list[str]) -> list[str]:
-        prefix = self.pipeline.project_dir.relative_to(self.repo.root).as_posix()
-        prefix = "" if prefix == "." else prefix + "/"
         globs = [g for s in self.config.services.values() for g in s.migrations]
-        changed = [p for p in paths if any(matches(p.removeprefix(prefix), g) for g in globs)]
+        local = project_paths(self.pipeline.config_path, self.repo, paths)
+        changed = [p for p in local if any(matches(p, g) for g in globs)]
         return [f"migrations changed: {', '.join(changed)}"] if changed else []
