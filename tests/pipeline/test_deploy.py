@@ -7,14 +7,11 @@ tests; production and development are left out of the copy.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,68 +20,18 @@ from typing import Any
 import pytest
 
 from tests.conftest import tiers
+from tests.pipeline.example import example_repo, git
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plyr"
 API = "http://localhost:18002"
 PORTS = {"8002": "18002", "5174": "15174", "5434": "15434", "6381": "16381"}
 
 pytest.importorskip("fastapi", reason="the example's dependencies are not installed")
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "Ada",
-        "GIT_AUTHOR_EMAIL": "ada@plyr.fm",
-        "GIT_COMMITTER_NAME": "Ada",
-        "GIT_COMMITTER_EMAIL": "ada@plyr.fm",
-    }
-    done = subprocess.run(
-        ["git", *args], cwd=repo, env=env, capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
-
-
-def staging_only(text: str) -> str:
-    """The example's tiers.toml with staging alone, on this module's ports."""
-    start = text.index(
-        "# ---------------------------------------------------------------------------- services"
-    )
-    head, rest = text[:start], text[start:]
-    dev = rest.index(
-        "# ------------------------------------------------------------------------- development"
-    )
-    stg = rest.index(
-        "# ----------------------------------------------------------------------------- staging"
-    )
-    prd = rest.index(
-        "# -------------------------------------------------------------------------- production"
-    )
-    text = head + rest[:dev] + rest[stg:prd]
-    for old, new in PORTS.items():
-        text = text.replace(f":{old}", f":{new}")
-    return text
-
-
 @pytest.fixture
 def repo() -> Iterator[Path]:
-    with (Path(tempfile.gettempdir()) / "tiers-deploy-ports.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        top = Path(tempfile.mkdtemp(prefix="tiers-deploy-"))
-        top.chmod(0o711)
-        project = top / "plyr"
-        shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".tiers", "__pycache__"))
-        config = project / "tiers.toml"
-        config.write_text(staging_only(config.read_text()))
-        (project / ".gitignore").write_text(".tiers/\n__pycache__/\n")
-        git(project, "init", "-q", "-b", "main")
-        git(project, "add", "-A")
-        git(project, "commit", "-q", "-m", "plyr")
-        try:
-            yield project
-        finally:
-            tiers("down", cwd=project)
-            shutil.rmtree(top, ignore_errors=True)
+    with example_repo("deploy", ("staging",), PORTS) as project:
+        yield project
 
 
 def commit(repo: Path, message: str, files: dict[str, str]) -> str:
@@ -100,6 +47,40 @@ def commit(repo: Path, message: str, files: dict[str, str]) -> str:
 def health() -> dict[str, Any]:
     with urllib.request.urlopen(f"{API}/health", timeout=5) as answer:
         return dict(json.loads(answer.read()))
+
+
+def hold_lock(repo: Path, seconds: float) -> subprocess.Popen[str]:
+    """Another process holding staging's deploy lock (as ci@runner pid 7) for a while."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from tiers.state import StateStore\n"
+            "with StateStore.open(None, Path('.')) as s, s.lock('staging', 'ci@runner pid 7'):\n"
+            f"    print('held', flush=True); time.sleep({seconds})",
+        ],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def deploy_until(repo: Path, step: str) -> subprocess.Popen[str]:
+    """`tiers deploy staging` running, returned as soon as it begins ``step``."""
+    deploy = subprocess.Popen(
+        [sys.executable, "-m", "tiers", "deploy", "staging"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert deploy.stdout is not None
+    for line in deploy.stdout:
+        if f"staging {step} ..." in line:
+            break
+    return deploy
 
 
 def history(repo: Path) -> list[dict[str, Any]]:
@@ -289,20 +270,8 @@ def test_an_unhealthy_version_is_stopped_and_its_migration_undone(repo: Path) ->
 
 
 def test_a_second_deploy_is_refused_while_one_holds_the_lock(repo: Path) -> None:
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from tiers.state import StateStore\n"
-            "with StateStore.open(None, Path('.')) as s, s.lock('staging', 'ci@runner pid 7'):\n"
-            "    print('held', flush=True); time.sleep(60)",
-        ],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_lock(repo, seconds=60)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         refused = tiers("deploy", "staging", cwd=repo)
         assert refused.returncode == 1
         assert "staging is being deployed by ci@runner pid 7 since" in refused.stderr
@@ -346,17 +315,7 @@ def test_a_deploy_killed_mid_step_is_reported_and_repaired(repo: Path, step: str
         "drain": {"backend/src/plyr_backend/main.py": main + "\n# a code-only change\n"},
     }[step]
     second = commit(repo, f"slow {step}", slow)
-    deploy = subprocess.Popen(
-        [sys.executable, "-m", "tiers", "deploy", "staging"],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert deploy.stdout is not None
-    for line in deploy.stdout:  # kill it as the step begins
-        if f"staging {step} ..." in line:
-            break
+    deploy = deploy_until(repo, step)  # kill it as the step begins
     deploy.send_signal(signal.SIGKILL)
     deploy.communicate()
     assert health()["commit"] in (first, second)  # never nothing: old or new serves
@@ -395,20 +354,8 @@ def test_up_deploys_what_the_trigger_follows_once(repo: Path) -> None:
 
 
 def test_a_queued_deploy_waits_for_the_one_before(repo: Path) -> None:
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from tiers.state import StateStore\n"
-            "with StateStore.open(None, Path('.')) as s, s.lock('staging', 'ci@runner pid 7'):\n"
-            "    print('held', flush=True); time.sleep(3)",
-        ],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold_lock(repo, seconds=3)
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         queued = tiers("deploy", "staging", "--wait", cwd=repo)
     finally:
         holder.communicate()
@@ -475,17 +422,7 @@ def test_sigterm_ends_a_deploy_cleanly_and_records_it(repo: Path) -> None:
             f"{VERSIONS}/0004_add_plays.py": MIGRATION_0004,
         },
     )
-    deploy = subprocess.Popen(
-        [sys.executable, "-m", "tiers", "deploy", "staging"],
-        cwd=repo,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert deploy.stdout is not None
-    for line in deploy.stdout:
-        if "staging health ..." in line:
-            break
+    deploy = deploy_until(repo, "health")
     deploy.send_signal(signal.SIGTERM)
     deploy.communicate(timeout=60)
     assert deploy.returncode != 0

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tiers
-from tests.pipeline.test_deploy import git
+from tests.pipeline.example import EXAMPLE, git
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plyr"
 GOLDEN = Path(__file__).parent / "golden"
 
 

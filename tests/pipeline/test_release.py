@@ -7,11 +7,8 @@ bare repository in a temporary directory as its remote.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import shutil
 import subprocess
-import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +17,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import tiers
-from tests.pipeline.test_deploy import git
+from tests.pipeline.example import example_repo, git
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plyr"
 PORTS = {
     "8002": "38002",
     "5174": "35174",
@@ -38,41 +34,14 @@ STAGING, PRODUCTION = "http://localhost:38002", "http://localhost:38003"
 pytest.importorskip("fastapi", reason="the example's dependencies are not installed")
 
 
-def without_development(text: str) -> str:
-    dev = text.index(
-        "# ------------------------------------------------------------------------- development"
-    )
-    stg = text.index(
-        "# ----------------------------------------------------------------------------- staging"
-    )
-    text = text[:dev] + text[stg:]
-    for old, new in PORTS.items():
-        text = text.replace(f":{old}", f":{new}")
-    return text
-
-
 @pytest.fixture
 def project() -> Iterator[Path]:
-    with (Path(tempfile.gettempdir()) / "tiers-release-ports.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        top = Path(tempfile.mkdtemp(prefix="tiers-release-"))
-        top.chmod(0o711)
-        remote, project = top / "remote.git", top / "plyr"
+    with example_repo("release", ("staging", "production"), PORTS) as project:
+        remote = project.parent / "remote.git"
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
-        shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".tiers", "__pycache__"))
-        config = project / "tiers.toml"
-        config.write_text(without_development(config.read_text()))
-        (project / ".gitignore").write_text(".tiers/\n__pycache__/\n")
-        git(project, "init", "-q", "-b", "main")
-        git(project, "add", "-A")
-        git(project, "commit", "-q", "-m", "plyr")
         git(project, "remote", "add", "origin", str(remote))
         git(project, "push", "-q", "-u", "origin", "main")
-        try:
-            yield project
-        finally:
-            tiers("down", cwd=project)
-            shutil.rmtree(top, ignore_errors=True)
+        yield project
 
 
 def health(url: str) -> dict[str, Any]:

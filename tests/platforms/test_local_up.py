@@ -108,31 +108,34 @@ def wait_for(probe: Callable[[], Any], timeout: float = 30) -> Any:
     return value
 
 
-def pids(project: Path, command: str) -> list[int]:
-    """The Python processes of the project whose command line holds ``command``."""
-    found = []
+def processes() -> Iterator[tuple[int, str, str]]:
+    """(pid, command line, working directory) of every process we can read."""
     for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue  # self, thread-self, and the kernel's files
         try:
             line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             where = str((proc / "cwd").readlink())
         except OSError:
             continue
-        if line.startswith("python") and command in line and where.startswith(str(project)):
-            found.append(int(proc.name))
-    return found
+        yield int(proc.name), line, where
+
+
+def pids(project: Path, command: str) -> list[int]:
+    """The Python processes of the project whose command line holds ``command``."""
+    return [
+        pid
+        for pid, line, where in processes()
+        if line.startswith("python") and command in line and where.startswith(str(project))
+    ]
 
 
 def ours(project: Path) -> list[str]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            line = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-            where = str((proc / "cwd").readlink())
-        except OSError:
-            continue
-        if str(project) in line or where.startswith(str(project)):
-            found.append(line)
-    return found
+    return [
+        line
+        for _, line, where in processes()
+        if str(project) in line or where.startswith(str(project))
+    ]
 
 
 def gone(project: Path, keep: tuple[str, ...] = (), timeout: float = 15) -> list[str]:

@@ -74,8 +74,9 @@ def status(
     json_: io.JsonOption = False,
 ) -> None:
     """Every environment: processes, health, URLs, version, migration head, last deploy."""
-    report = _platform(config).status()
-    _deployments(report, config, state)
+    platform = _platform(config)
+    report = platform.status()
+    _deployments(report, platform, state)
     if json_:
         io.out(json.dumps(report, indent=2))
         return
@@ -100,16 +101,15 @@ def status(
             io.out(f"  {name} {s['url']}: {detail or 'no health path'}")
 
 
-def _deployments(report: list[dict[str, Any]], config: Path, state: str | None) -> None:
+def _deployments(report: list[dict[str, Any]], platform: LocalPlatform, state: str | None) -> None:
     """Add each environment's newest deployment, when there is a state store to read."""
-    if state is None and not (config.resolve().parent / ".tiers" / "state.db").exists():
+    if state is None and not (platform.project_dir / ".tiers" / "state.db").exists():
         return
-    from tiers.config import load
     from tiers.state import StateStore
     from tiers.status import behind, behind_line
 
-    with StateStore.open(state, config.resolve().parent) as store:
-        lag = behind(load(config).config, config.resolve().parent, store)
+    with StateStore.open(state, platform.project_dir) as store:
+        lag = behind(platform.config, platform.project_dir, store)
         for env in report:
             if (late := lag.get(env["environment"])) is not None:
                 env["behind"] = {**late.to_json(), "summary": behind_line(late)}

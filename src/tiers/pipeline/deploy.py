@@ -29,7 +29,7 @@ from tiers.git import Repo
 from tiers.pipeline import databases
 from tiers.pipeline.migrations import Migrations
 from tiers.pipeline.paths import touched
-from tiers.pipeline.report import Reporter
+from tiers.pipeline.report import Reporter, StepNote
 from tiers.platforms.local.platform import LocalPlatform
 from tiers.platforms.local.releases import Instance, LocalReleases
 from tiers.platforms.runtime import Release
@@ -108,7 +108,7 @@ class Pipeline:
         repo = Repo.find(self.project_dir)
         ref = ref or self._default_ref(env, repo)
         commit = repo.resolve(ref)
-        version = ref if ref in repo.tags() else repo.short(commit)
+        version = ref if repo.ref(f"refs/tags/{ref}") else repo.short(commit)
         return Target(ref, commit, version)
 
     def _default_ref(self, env: Environment, repo: Repo) -> str:
@@ -462,11 +462,23 @@ class Pipeline:
     def _relative(self) -> Path:
         return self.project_dir.relative_to(Repo.find(self.project_dir).root)
 
-    def _lock(self, environment: str, wait: bool) -> Any:
+    @contextlib.contextmanager
+    def _lock(self, environment: str, wait: bool) -> Iterator[Lease]:
+        """The environment's deploy lock, held for the block; a lease left by a dead
+        holder is taken over and said so."""
+
         def waiting(info: Any) -> None:
             self.report.line(f"{environment}: waiting for {info.describe()}")
 
-        return _Locked(self, environment, wait, waiting)
+        holder = default_holder()
+        with self.store.lock(
+            environment, holder, wait=wait, lease_seconds=LEASE_SECONDS, on_wait=waiting
+        ) as lease:
+            if lease.took_over is not None:
+                self.report.line(
+                    f"{environment}: took over the lock left by {lease.took_over.describe()}"
+                )
+            yield lease
 
     def repair(self, environment: str) -> list[Deployment]:
         """End deployments left ``running`` by a killed tiers, undo the migration of one that
@@ -501,8 +513,19 @@ class Pipeline:
         databases.restore(snapshot, db_url)
         return "what serves is unchanged and its migration was undone from the snapshot"
 
-    def _step(self, run: Run, name: str) -> Any:
-        return _Step(self, run, name)
+    @contextlib.contextmanager
+    def _step(self, run: Run, name: str) -> Iterator[StepNote]:
+        """A step shown by the reporter and recorded in the store, with what it noted."""
+        if run.lease is not None:
+            run.lease.check()  # never act on an environment whose lock was taken over
+        with (
+            self.store.step(run.deployment, name) as recorded,
+            self.report.step(run.env.name, name) as note,
+        ):
+            try:
+                yield note
+            finally:
+                recorded.detail = note.text or None
 
     def _restore(self, run: Run, after: str, compatible_ok: bool = False) -> str:
         """Put the database back as it was before this run; what happened, in words."""
@@ -563,53 +586,6 @@ class Pipeline:
             "resources": json.loads(json.dumps(resources)),
             "namespace": env.namespace,
         }
-
-
-class _Locked:
-    """The environment's deploy lock, as a context manager yielding the lease."""
-
-    def __init__(self, pipeline: Pipeline, environment: str, wait: bool, on_wait: Any) -> None:
-        self.context = pipeline.store.lock(
-            environment,
-            default_holder(),
-            wait=wait,
-            lease_seconds=LEASE_SECONDS,
-            on_wait=on_wait,
-        )
-        self.pipeline = pipeline
-        self.environment = environment
-
-    def __enter__(self) -> Lease:
-        lease: Lease = self.context.__enter__()
-        if lease.took_over is not None:
-            self.pipeline.report.line(
-                f"{self.environment}: took over the lock left by {lease.took_over.describe()}"
-            )
-        return lease
-
-    def __exit__(self, *exc: Any) -> None:
-        self.context.__exit__(*exc)
-
-
-class _Step:
-    """A step shown by the reporter and recorded in the store."""
-
-    def __init__(self, pipeline: Pipeline, run: Run, name: str) -> None:
-        self.shown = pipeline.report.step(run.env.name, name)
-        self.recorded = pipeline.store.step(run.deployment, name)
-        self.lease = run.lease
-
-    def __enter__(self) -> Any:
-        if self.lease is not None:
-            self.lease.check()  # never act on an environment whose lock was taken over
-        self.running = self.recorded.__enter__()
-        self.note = self.shown.__enter__()
-        return self.note
-
-    def __exit__(self, *exc: Any) -> bool:
-        self.running.detail = self.note.text or None
-        self.shown.__exit__(*exc)
-        return bool(self.recorded.__exit__(*exc))
 
 
 def _in_git(path: Path) -> bool:

@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import time
+import venv as venv_module
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,7 +106,12 @@ class LocalReleases:
             if (venv / ".tiers-built").exists():
                 return venv, f"reused {venv.name} ({spec.lock} unchanged)"
             shutil.rmtree(venv, ignore_errors=True)
-            run_command(f'"{sys.executable}" -m venv "{venv}"', cwd, {}, f"{service}: virtualenv")
+            try:
+                venv_module.create(venv, with_pip=True)
+            except (OSError, subprocess.CalledProcessError) as exc:
+                raise PlatformError(
+                    f"{service}: cannot make a virtualenv in {venv}: {exc}"
+                ) from None
             run_command(spec.build, cwd, _path_env(venv), f"{service}: build")
             (venv / ".tiers-built").write_text(spec.lock + "\n")
         return venv, f"built {venv.name}"
