@@ -30,7 +30,8 @@ def test_init_unknown_example_names_the_known_ones(tmp_path: Path) -> None:
 
 
 def test_init_leaves_no_temporary_files(tmp_path: Path) -> None:
-    tiers("init", "-c", "deploy/tiers.toml")
+    (tmp_path / "deploy").mkdir()
+    assert tiers("init", "-c", "deploy/tiers.toml").returncode == 0
     assert sorted(p.name for p in (tmp_path / "deploy").iterdir()) == ["tiers.toml"]
 
 

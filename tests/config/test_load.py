@@ -86,7 +86,7 @@ def test_dollar_dollar_is_a_literal(edit: Edit) -> None:
         (
             "cookie_auth = true",
             'cookie_auth = "yes"',
-            "environments.development.cookie_auth: Input should be a valid boolean",
+            "environments.development.cookie_auth: expected true or false, not a string",
         ),
         (
             'trigger = { push = "main" }',

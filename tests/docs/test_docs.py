@@ -128,6 +128,7 @@ def test_access_protection_lists_hosts_people_bypasses_and_precedence(document: 
 
 
 def test_output_writes_the_file_and_check_accepts_it(plyr: Path, tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
     result = tiers("docs", "--output", "docs/environments.md")
     assert result.returncode == 0, result.stderr
     written = (tmp_path / "docs" / "environments.md").read_text()
@@ -158,7 +159,7 @@ def test_check_fails_when_the_config_changed(edit: Edit) -> None:
 
 def test_check_of_a_missing_file_fails_with_a_clear_message(plyr: Path) -> None:
     result = tiers("docs", "--check", "environments.md")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip() == (
         "error: environments.md does not exist; write it with `tiers docs -o environments.md`"
     )

@@ -128,7 +128,9 @@ def history(
         from tiers.errors import UsageError
 
         raise UsageError(f"no environment {environment!r} in {config}")
-    with _store(config, state) as store:
+    from tiers.state import StateStore
+
+    with StateStore.reading(state, config.resolve().parent) as store:
         found = store.history(environment, limit)
         lock = store.locked(environment)
         held = lock is not None and not lock.abandoned

@@ -43,7 +43,7 @@ def diff(
     loaded = load(config).config
     check_environments(loaded, a, b)  # before the state store is opened, or created
     project_dir = config.resolve().parent
-    with StateStore.open(state, project_dir) as store:
+    with StateStore.reading(state, project_dir) as store:
         drift = compare(loaded, project_dir, store, a, b)
     io.out(json.dumps(drift.to_json(), indent=2) if json_ else render(drift))
     if exit_code and drift.drifted:

@@ -44,7 +44,7 @@ def docs(
             )
         io.out(f"{check} is up to date")
     elif output is not None:
-        atomic_write(output, text)
+        atomic_write(output, text, parents=False)
         io.out(f"wrote {output}")
     else:
         typer.echo(text, nl=False)

@@ -33,7 +33,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON with stable
 def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    # No emoji codes: ``tiers.toml:100:1`` must never print as ``tiers.toml💯1``.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, emoji=False)
 
 
 def out(text: str) -> None:

@@ -61,4 +61,4 @@ def _print_table(config: Config) -> None:
         return
     # Off a terminal nothing wraps: each environment stays one line for grep and diff.
     width = Measurement.get(console, console.options.update_width(10_000), table).maximum
-    Console(width=width, highlight=False).print(table)
+    Console(width=width, highlight=False, emoji=False).print(table)

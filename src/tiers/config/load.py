@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import types
 import typing
@@ -30,11 +31,7 @@ def load(path: Path | str = DEFAULT_FILE) -> Loaded:
     try:
         config = Config.model_validate(shaped)
     except ValidationError as exc:
-        found: dict[str, Problem] = {}
-        for error in exc.errors():
-            problem = _explain(error, shaped, source, services)
-            found.setdefault(problem.key, problem)  # a union reports once per branch
-        raise ConfigError(sorted(found.values(), key=lambda p: (p.line, p.column))) from None
+        raise ConfigError(_explain_all(exc.errors(), shaped, source, services)) from None
     return Loaded(config, source)
 
 
@@ -75,33 +72,66 @@ _RESERVED = {
     "services": "put each service's binding in its own table, like [environments.X.backend]",
 }
 _EXPECTED = {
-    "model_type": "expected a table, like { key = value }",
-    "model_attributes_type": "expected a table, like { key = value }",
-    "dict_type": "expected a table, like { key = value }",
-    "list_type": "expected a list, like [ ... ]",
-    "tuple_type": "expected a list, like [ ... ]",
-    "string_type": "expected a string (in quotes)",
+    "model_type": "a table, like { key = value }",
+    "model_attributes_type": "a table, like { key = value }",
+    "dict_type": "a table, like { key = value }",
+    "list_type": "a list, like [ ... ]",
+    "tuple_type": "a list, like [ ... ]",
+    "string_type": "a string (in quotes)",
+    "bool_type": "true or false",
+    "int_type": "a whole number",
+    "float_type": "a number",
 }
 
 
-def _source_key(loc: tuple[int | str, ...], data: Any) -> Key:
-    """The key path as written: validator tags dropped, service bindings back in place."""
+def _explain_all(errors: list[Any], data: Any, source: Source, services: set[str]) -> list[Problem]:
+    """One problem per key, sorted by position.
+
+    A union (a cost is a number or a range) reports once per branch: at one key the
+    expected types are merged ("a number or a list"), and a branch's complaint about the
+    whole value gives way to a more precise one about a part of it.
+    """
+    keyed = [(_source_key(e["loc"], data, e["type"]), e) for e in errors]
+    keys = {key for key, _ in keyed}
+    found: dict[Key, Problem] = {}
+    for key, error in keyed:
+        if error["type"] not in _EXPECTED:
+            found.setdefault(key, _explain(error, key, source, services))
+    wanted: dict[Key, dict[str, Any]] = {}
+    for key, error in keyed:
+        inner = any(k[: len(key)] == key and k != key for k in keys)
+        if error["type"] in _EXPECTED and key not in found and not inner:
+            wanted.setdefault(key, {}).setdefault(_EXPECTED[error["type"]], error["input"])
+    for key, wants in wanted.items():
+        names = list(wants)
+        text = names[0] if len(names) == 1 else " or ".join(n.split(",")[0] for n in names)
+        given = _toml_type(next(iter(wants.values())))
+        found[key] = source.problem(key, f"expected {text}, not {given}")
+    return sorted(found.values(), key=lambda p: (p.line, p.column, p.key))
+
+
+def _source_key(loc: tuple[int | str, ...], data: Any, kind: str) -> Key:
+    """The key path as written: validator tags dropped, service bindings back in place.
+
+    Parts of ``loc`` that are not in the file (union branches like ``float``, ``[key]``,
+    a key a validator added) are skipped; a missing key is named at the end.
+    """
     key: list[str | int] = []
     node = data
     for index, part in enumerate(loc):
         in_table = isinstance(node, dict) and part in node
-        if in_table or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+        in_list = isinstance(node, list | tuple) and isinstance(part, int) and part < len(node)
+        if in_table or in_list:
             node = node[part]
-        elif index < len(loc) - 1 or not isinstance(node, dict):
-            break  # a union branch or validator name, not a key in the file
+        elif not (kind == "missing" and index == len(loc) - 1 and isinstance(node, dict)):
+            continue
         key.append(part)
     if len(key) > 3 and key[0] == "environments" and key[2] == "services":
         del key[2]
     return tuple(key)
 
 
-def _explain(error: Any, data: Any, source: Source, services: set[str]) -> Problem:
-    key = _source_key(error["loc"], data)
+def _explain(error: Any, key: Key, source: Source, services: set[str]) -> Problem:
     kind = error["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(error["loc"][:-1], services)
@@ -111,8 +141,8 @@ def _explain(error: Any, data: Any, source: Source, services: set[str]) -> Probl
         return source.problem(key, message)
     if kind == "missing":
         return source.problem(key, "required key is missing")
-    if kind in _EXPECTED:
-        return source.problem(key, f"{_EXPECTED[kind]}, not {_toml_type(error['input'])}")
+    if kind == "finite_number":
+        return source.problem(key, "expected a finite number, not nan or inf")
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "literal_error":
         expected = error.get("ctx", {}).get("expected", "")
@@ -150,9 +180,10 @@ def _allowed_keys(loc: tuple[int | str, ...], services: set[str]) -> list[str]:
 
 
 def _toml_type(value: Any) -> str:
-    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string"}
-    kinds |= {list: "a list", dict: "a table"}
-    return next((name for kind, name in kinds.items() if isinstance(value, kind)), "that")
+    kinds: dict[type, str] = {bool: "a boolean", int: "a number", float: "a number"}
+    kinds |= {str: "a string", list: "a list", tuple: "a list", dict: "a table"}
+    kinds |= {datetime.datetime: "a date-time", datetime.date: "a date", datetime.time: "a time"}
+    return next((name for kind, name in kinds.items() if isinstance(value, kind)), "a value")
 
 
 def _step(annotation: Any, part: int | str) -> Any:

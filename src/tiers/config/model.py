@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import (
     AfterValidator,
@@ -46,7 +46,7 @@ FACTS = (
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 def _slug(value: str) -> str:
@@ -65,16 +65,10 @@ def _env_name(value: str) -> str:
 
 def _url(value: str) -> str:
     """Validate and normalise: lower-case scheme and host, no default port, no bare ``/``."""
-    parts = urlsplit(value)
-    shown = redact(value)
+    parts = _parse_url(value, "https://api.example.com")
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"{shown!r} is not an http(s) URL (like https://api.example.com)")
-    if any(c.isspace() for c in value):
-        raise ValueError(f"{shown!r} contains white space")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError(f"{shown!r} has an invalid port") from None
+        raise ValueError(f"{redact(value)!r} is not an http(s) URL (like https://api.example.com)")
+    port = parts.port
     scheme = parts.scheme.lower()
     default = {"http": 80, "https": 443}[scheme]
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -83,10 +77,27 @@ def _url(value: str) -> str:
     return urlunsplit((scheme, netloc, path, parts.query, parts.fragment))
 
 
+def _parse_url(value: str, example: str) -> SplitResult:
+    """Split a connection URL; one that cannot be parsed (a bad IPv6 host, a port that is
+    not a number) is an error naming it, with the shape it should have."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises on a port that is not a number in range)
+    except ValueError as exc:
+        raise ValueError(f"{redact(value)!r} is not a valid URL ({exc}); like {example}") from None
+    if any(c.isspace() for c in value):
+        raise ValueError(f"{redact(value)!r} contains white space")
+    return parts
+
+
 def redact(url: str) -> str:
     """``redis://user:pw@host:6379`` → ``redis://user:***@host:6379``: safe to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # unparsable: hide whatever stands between user: and @
+        return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+    if password is None:
         return url
     user = parts.username or ""
     host = parts.netloc.rsplit("@", 1)[1]
@@ -137,13 +148,20 @@ def origin_of(url: str) -> str:
 # -- money ---------------------------------------------------------------------------------
 
 
+MAX_COST = 1_000_000_000
+_COST = 'a cost is a number of US dollars a month, a range [low, high] or { usd = N, note = ".." }'
+
+
 def _cost(value: Any) -> Any:
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    usd = value.get("usd") if isinstance(value, dict) else value
+    if (isinstance(usd, list) and len(usd) != 2) or isinstance(usd, str | bool):
+        raise ValueError(_COST)
+    if isinstance(value, int | float):
         return {"usd": value}
     if isinstance(value, list):
         return {"usd": tuple(value)}
-    if isinstance(value, dict) and isinstance(value.get("usd"), list):
-        return {**value, "usd": tuple(value["usd"])}
+    if isinstance(value, dict) and isinstance(usd, list):
+        return {**value, "usd": tuple(usd)}
     return value
 
 
@@ -159,7 +177,9 @@ class Cost(Model):
     def _range(cls, value: float | tuple[float, float]) -> float | tuple[float, float]:
         low, high = value if isinstance(value, tuple) else (value, value)
         if low < 0 or high < low:
-            raise ValueError("a cost is a non-negative number or a range [low, high]")
+            raise ValueError("a cost is not negative, and a range [low, high] has low ≤ high")
+        if high > MAX_COST:
+            raise ValueError(f"a cost is at most {MAX_COST:,} US dollars a month")
         return value
 
     @property
@@ -171,6 +191,7 @@ class Cost(Model):
         return self.usd[1] if isinstance(self.usd, tuple) else self.usd
 
 
+CostValue = Annotated[Cost, BeforeValidator(_cost)]
 CostField = Annotated[Cost | None, BeforeValidator(_cost)]
 
 
@@ -351,6 +372,13 @@ class Database(Model):
     """Else: the secret that holds the connection string."""
     cost: CostField = None
 
+    @field_validator("url")
+    @classmethod
+    def _parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            _parse_url(value, "postgresql://USER@HOST:5432/NAME or sqlite:///PATH")
+        return value
+
     @model_validator(mode="after")
     def _has_url(self) -> Database:
         if self.url is None and self.url_secret is None:
@@ -372,7 +400,7 @@ class Redis(Model):
     def _scheme(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        parts = urlsplit(value)
+        parts = _parse_url(value, "redis://HOST:6379")
         if parts.scheme not in ("redis", "rediss", "unix"):
             raise ValueError(
                 f"{redact(value)!r} is not a Redis URL (redis://, rediss:// or unix://)"
@@ -505,14 +533,9 @@ class Config(Model):
     project: Project
     services: dict[Slug, Service] = {}
     environments: dict[Slug, Environment]
-    costs: dict[str, Cost] = {}
+    costs: dict[str, CostValue] = {}
     """Monthly costs shared by every environment (a plan, an account)."""
     checks: Checks = Checks()
-
-    @field_validator("costs", mode="before")
-    @classmethod
-    def _costs(cls, value: Any) -> Any:
-        return {k: _cost(v) for k, v in value.items()} if isinstance(value, dict) else value
 
     @field_validator("environments")
     @classmethod

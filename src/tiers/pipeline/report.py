@@ -59,7 +59,7 @@ class Reporter:
             return contextlib.nullcontext()
         from rich.console import Console
 
-        return Console(highlight=False).status(f"{what} ...")
+        return Console(highlight=False, emoji=False).status(f"{what} ...")
 
 
 def _first(exc: BaseException) -> str:

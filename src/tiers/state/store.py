@@ -58,6 +58,15 @@ class StateStore:
         shown = database.redact(url if url is not None else engine.url)
         return cls(engine, shown)
 
+    @classmethod
+    def reading(cls, url: str | None, project_dir: Path) -> StateStore:
+        """Like :meth:`open`, for commands that only read: where no deployment was ever
+        recorded (no URL, no ``.tiers/state.db``), an empty store in memory, so reading
+        never creates the state directory as a side effect."""
+        if url is None and not (project_dir / database.DEFAULT_PATH).exists():
+            return cls.open("sqlite://", project_dir)
+        return cls.open(url, project_dir)
+
     def close(self) -> None:
         self.engine.dispose()
 

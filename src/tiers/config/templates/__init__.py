@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 from tiers.errors import UsageError
-from tiers.files import atomic_write
+from tiers.files import atomic_write, exists
 
 EXAMPLES = ("plyr",)
 
@@ -21,7 +21,7 @@ def text(example: str | None = None) -> str:
 def write(path: Path, example: str | None = None, force: bool = False) -> Path:
     """Write the template to ``path`` atomically; refuse to overwrite unless ``force``."""
     body = text(example)
-    if path.exists() and not force:
+    if exists(path) and not force:
         raise UsageError(f"{path} already exists; pass --force to overwrite it")
-    atomic_write(path, body)
+    atomic_write(path, body, parents=False)
     return path
