@@ -119,6 +119,13 @@ class Repo:
             shutil.rmtree(stage, ignore_errors=True)
         return dest
 
+    def show(self, commit: str, path: Path) -> str | None:
+        """The text of ``path`` (absolute, inside the work tree) as ``commit`` has it;
+        None when that commit has no such file."""
+        inside = path.absolute().relative_to(self.root).as_posix()
+        done = self._git("cat-file", "blob", f"{self.resolve(commit)}:{inside}", ok=(0, 128))
+        return done.stdout if done.returncode == 0 else None
+
     def dirty(self) -> list[str]:
         """Paths with uncommitted changes, untracked files included; [] when clean."""
         out = self._git("status", "--porcelain=v1", "-z", "--untracked-files=normal").stdout

@@ -70,10 +70,15 @@ def deploy(
     env = pipeline.environment(environment)
     target = pipeline.target(env, ref)
     if dry_run:
-        for line in pipeline.plan(environment, target):
+        from tiers.pipeline.commit import refuse_errors
+
+        shipped = pipeline.at(target, forced="a dry run refuses nothing before its plan")
+        for line in shipped.plan(environment, target):
             io.out(line)
-        if _forced(force, reason) is None:
-            pipeline.check_promotion(env, target)  # what the real run would refuse
+        if _forced(force, reason) is None:  # what the real run would refuse
+            assert shipped.shipped is not None
+            refuse_errors(shipped.shipped, target.version, None)
+            shipped.check_promotion(shipped.environment(environment), target)
         return
     _interrupt_on_sigterm()
     done = pipeline.deploy(

@@ -8,7 +8,7 @@ This package is the only code that reads tiers.toml; everything else takes a Con
 'push to main'
 """
 
-from tiers.config.load import DEFAULT_FILE, Loaded, load
+from tiers.config.load import DEFAULT_FILE, Loaded, load, load_text
 from tiers.config.model import (
     Access,
     Binding,
@@ -42,4 +42,5 @@ __all__ = [
     "Trigger",
     "host_of",
     "load",
+    "load_text",
 ]

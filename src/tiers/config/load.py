@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from tiers.config.model import Config, Environment
 from tiers.config.refs import resolve
-from tiers.config.source import Key, Source, read
+from tiers.config.source import Key, Source, parse, read
 from tiers.errors import ConfigError, Problem
 
 DEFAULT_FILE = "tiers.toml"
@@ -21,7 +21,16 @@ DEFAULT_FILE = "tiers.toml"
 
 def load(path: Path | str = DEFAULT_FILE) -> Loaded:
     """Read and validate a tiers.toml; any problem raises ConfigError naming where it is."""
-    source = read(Path(path))
+    return validate(read(Path(path)))
+
+
+def load_text(text: str, name: str) -> Loaded:
+    """Validate a tiers.toml given as text (as a commit has it); errors name ``name``."""
+    return validate(parse(text, Path(name)))
+
+
+def validate(source: Source) -> Loaded:
+    """The model of a parsed tiers.toml."""
     data = resolve(source)
     services = set(data.get("services", {})) if isinstance(data.get("services"), dict) else set()
     problems: list[Problem] = []

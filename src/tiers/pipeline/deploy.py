@@ -26,7 +26,8 @@ from tiers.config import Config, Environment
 from tiers.config.model import redact
 from tiers.errors import OperationError, PlatformError, TiersError, UsageError
 from tiers.git import Repo
-from tiers.pipeline import databases
+from tiers.pipeline import commit, databases
+from tiers.pipeline.commit import Shipped
 from tiers.pipeline.migrations import Migrations
 from tiers.pipeline.paths import touched
 from tiers.pipeline.report import Reporter, StepNote
@@ -75,8 +76,11 @@ class Pipeline:
         store: StateStore,
         report: Reporter,
         actor: str | None = None,
+        shipped: Shipped | None = None,
     ) -> None:
+        """``config`` is the work tree's tiers.toml, or ``shipped``'s: see :meth:`at`."""
         self.config = config
+        self.shipped = shipped
         self.config_path = config_path.resolve()
         self.project_dir = self.config_path.parent
         self.store = store
@@ -86,6 +90,23 @@ class Pipeline:
         self.releases = LocalReleases(self.platform)
 
     # -- what --------------------------------------------------------------------------------
+
+    def at(self, target: Target, forced: str | None = None) -> Pipeline:
+        """The pipeline for what ``target`` ships: its commit's own tiers.toml.
+
+        Says what uncommitted change is not deployed, and refuses a commit whose
+        tiers.toml fails ``tiers check`` unless ``forced`` (a reason, recorded).
+        """
+        if self.shipped is not None and self.shipped.commit == target.commit:
+            return self
+        repo = Repo.find(self.project_dir)
+        for note in commit.unshipped(repo, self.config, self.config_path, target.commit):
+            self.report.line(note)
+        shipped = commit.config_at(repo, self.config_path, target.commit, target.version)
+        commit.refuse_errors(shipped, target.version, forced)
+        return Pipeline(
+            shipped.config, self.config_path, self.store, self.report, self.actor, shipped
+        )
 
     def environment(self, name: str) -> Environment:
         if name not in self.config.environments:
@@ -222,6 +243,15 @@ class Pipeline:
         a rollback. With ``unless_served``, nothing happens (None) when, once the lock is
         ours, the environment already serves the target or a commit containing it.
         """
+        if self.shipped is None or self.shipped.commit != target.commit:
+            return self.at(target, forced).ship(
+                environment,
+                target,
+                wait=wait,
+                services=services,
+                forced=forced,
+                unless_served=unless_served,
+            )
         env = self.environment(environment)
         services = self._chosen(env, services)
         with self._lock(environment, wait) as lease:
@@ -565,7 +595,7 @@ class Pipeline:
 
     def _manifest(self, env: Environment, target: Target, services: list[str]) -> dict[str, Any]:
         """What makes the deployment reproducible: code, configuration, bindings."""
-        text = self.config_path.read_bytes()
+        text = self.shipped.text.encode() if self.shipped else self.config_path.read_bytes()
         bindings = {s: env.services[s].model_dump(mode="json", exclude_none=True) for s in services}
         resources = {
             name: part.model_dump(mode="json", exclude_none=True)

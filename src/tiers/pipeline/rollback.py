@@ -16,10 +16,11 @@ the snapshot taken before the deploy being undone (``restore``: always asks for
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from tiers.errors import OperationError, UsageError
+from tiers.errors import OperationError, PlatformError, UsageError
 from tiers.pipeline import databases
-from tiers.pipeline.deploy import RUN_ONLY, DbChoice, Pipeline, Run, head_of
+from tiers.pipeline.deploy import RUN_ONLY, DbChoice, Pipeline, Run, Target, head_of
 from tiers.pipeline.migrations import Migrations
 from tiers.platforms.runtime import Release
 from tiers.state import Deployment
@@ -36,64 +37,84 @@ def rollback(
     wait: bool = False,
 ) -> Deployment:
     """Roll ``environment`` back to ``to`` (default: the previous release); ``db`` says
-    what happens to the database (keep, downgrade or restore)."""
-    env = pipeline.environment(environment)
-    services = pipeline.services(env)
+    what happens to the database (keep, downgrade or restore).
+
+    The recorded release comes back with its own tiers.toml (so its own build and
+    virtualenv), never a rebuild from today's file. The code switches first; the database
+    changes after, under the old code, which runs on the newer schema, while the newer
+    code never runs on the older one. A downgrade is snapshotted first and the snapshot
+    restored if it fails.
+    """
+    pipeline.environment(environment)
     with pipeline._lock(environment, wait) as lease:
         pipeline.platform.prepare(environment)
         pipeline.repair(environment)
         current, target = _target(pipeline, environment, to)
-        db_url = pipeline.platform.database_url(env)
+        old = pipeline.at(_as_target(target), forced="rollback")
+        new = pipeline.at(_as_target(current), forced="rollback")
+        env = old.environment(environment)
+        services = old.services(env)
+        db_url = old.platform.database_url(env)
         head = head_of(db_url)
         downgrade_to = target.migration_after
         if db == "downgrade":
-            _check_downgrade(pipeline, current, db_url, head, downgrade_to, force)
+            _check_downgrade(new, current, db_url, head, downgrade_to, force)
         if db == "restore":
-            snapshot = (current.manifest or {}).get("snapshot")
-            if not snapshot or not Path(snapshot).exists():
-                raise OperationError(
-                    f"deployment {current.id} kept no snapshot to restore; "
-                    "use --db keep or --db downgrade"
-                )
-            if not force:
-                when = f"{current.started_at:%Y-%m-%d %H:%M:%S} UTC"
-                raise OperationError(
-                    f"restoring the snapshot taken before deployment {current.id} ({when}) "
-                    "discards every write to the database since; pass --force to do it, "
-                    "or use --db downgrade"
-                )
+            _check_restore(current, force)
         kept = {k: v for k, v in (target.manifest or {}).items() if k not in RUN_ONLY}
         manifest = {**kept, "undoes": current.id, "db": db}
-        deployment = pipeline.store.begin(
-            environment, "rollback", target.version, target.commit, pipeline.actor, manifest, head
+        deployment = old.store.begin(
+            environment, "rollback", target.version, target.commit, old.actor, manifest, head
         )
         lease.attach(deployment)
-        pipeline.report.line(
+        old.report.line(
             f"{environment}: rollback {deployment} from {current.version} to {target.version}"
         )
         release = Release(target.version, target.commit or "")
         run = Run(deployment, env, release, Path(), {}, db_url, head, lease=lease)
-        with pipeline._ending(run, manifest):
-            pipeline._build(run, services)
-            if db == "downgrade" and head != downgrade_to:
-                _downgrade(pipeline, run, current, services, downgrade_to or "base")
-            if db == "restore":
-                _restore_before(pipeline, run, current)
-            new = pipeline._start(run, services, manifest)
-            with pipeline._step(run, "switch"):
-                old = {service: pipeline.releases.switch(new[service]) for service in services}
-            with pipeline._step(run, "drain"):
-                for instance in old.values():
+        with old._ending(run, manifest):
+            old._build(run, services)
+            instances = old._start(run, services, manifest)
+            with old._step(run, "switch"):
+                replaced = {
+                    service: old.releases.switch(instances[service]) for service in services
+                }
+            with old._step(run, "drain"):
+                for instance in replaced.values():
                     if instance is not None:
-                        timeout = pipeline.config.services[instance.service].drain_timeout
-                        pipeline.releases.stop(instance, drain=timeout, switched=True)
-            pipeline._end(run, "succeeded", None, manifest)
-        pipeline.store.finish(
-            current.id, "rolled-back", error=f"rolled back by deployment {deployment}"
-        )
+                        timeout = new.config.services[instance.service].drain_timeout
+                        old.releases.stop(instance, drain=timeout, switched=True)
+            old.store.finish(
+                current.id, "rolled-back", error=f"rolled back by deployment {deployment}"
+            )
+            if db == "downgrade" and head != downgrade_to:
+                _downgrade(new, run, current, manifest, downgrade_to or "base")
+            if db == "restore":
+                _restore_before(old, run, current)
+            old._end(run, "succeeded", None, manifest)
     found = pipeline.store.get(deployment)
     assert found is not None
     return found
+
+
+def _as_target(deployment: Deployment) -> Target:
+    version = deployment.version
+    return Target((deployment.manifest or {}).get("ref", version), deployment.commit or "", version)
+
+
+def _check_restore(current: Deployment, force: bool) -> None:
+    snapshot = (current.manifest or {}).get("snapshot")
+    if not snapshot or not Path(snapshot).exists():
+        raise OperationError(
+            f"deployment {current.id} kept no snapshot to restore; use --db keep or --db downgrade"
+        )
+    if not force:
+        when = f"{current.started_at:%Y-%m-%d %H:%M:%S} UTC"
+        raise OperationError(
+            f"restoring the snapshot taken before deployment {current.id} ({when}) "
+            "discards every write to the database since; pass --force to do it, "
+            "or use --db downgrade"
+        )
 
 
 def _restore_before(pipeline: Pipeline, run: Run, current: Deployment) -> None:
@@ -162,13 +183,34 @@ def _check_downgrade(
 
 
 def _downgrade(
-    pipeline: Pipeline, run: Run, current: Deployment, services: list[str], to: str
+    new: Pipeline, run: Run, current: Deployment, manifest: dict[str, Any], to: str
 ) -> None:
-    source = pipeline.state_dir / "releases" / (current.commit or "") / pipeline._relative()
+    """Take the database down to ``to`` with the undone release's own downgrade, after the
+    switch; snapshotted first, and restored from that snapshot if the downgrade fails."""
+    assert run.db_url is not None
+    source = new.state_dir / "releases" / (current.commit or "") / new._relative()
     release = Release(current.version, current.commit or "")
-    with pipeline._step(run, "downgrade") as note:
-        for service in services:
-            if pipeline.config.services[service].downgrade_command:
-                venv, _ = pipeline.releases.build(service, source)
-                pipeline.releases.downgrade(run.env.name, service, release, source, venv, to)
-        note.text = f"migration head {head_of(run.db_url) or 'none'}"
+    dump = new.platform.env_dir(run.env) / "snapshots" / f"{run.deployment}.dump"
+    dump.parent.mkdir(parents=True, exist_ok=True)
+    with new._step(run, "snapshot") as note:
+        snapshot = databases.snapshot(run.db_url, dump)
+        manifest["snapshot"] = str(dump)
+        note.text = f"migration head {snapshot.migration_head or 'none'}, before the downgrade"
+    try:
+        with new._step(run, "downgrade") as note:
+            for service, spec in new.config.services.items():
+                if spec.downgrade_command and service in new.services(run.env):
+                    venv, _ = new.releases.build(service, source)
+                    new.releases.downgrade(run.env.name, service, release, source, venv, to)
+            note.text = f"migration head {head_of(run.db_url) or 'none'}"
+    except PlatformError as exc:
+        with new._step(run, "restore") as note:
+            databases.restore(snapshot, run.db_url)
+            note.text = "database restored from the snapshot taken before the downgrade"
+        new._end(run, "failed", str(exc), manifest)
+        raise OperationError(
+            f"{run.env.name}: rollback {run.deployment} switched to {run.release.version}, "
+            f"but the downgrade to {to} failed, so the database was restored from the "
+            f"snapshot taken just before it (migration head {snapshot.migration_head}); "
+            f"{run.release.version} serves on that schema.\n{exc}"
+        ) from None
