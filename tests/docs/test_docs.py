@@ -116,6 +116,10 @@ def test_operations_sections(document: str) -> None:
     domains = section(document, "## custom domain architecture")
     assert "- frontend: `stg.plyr.fm` → cloudflare pages project `plyr-fm-stg`" in domains
     assert "- same eTLD+1 allows HttpOnly cookies with `Domain=.plyr.fm`" in domains
+    assert (
+        "- the session cookie is host-only (its name starts with `__Host-`): only the host that "
+        "sets it receives it, so no other tier's hosts do"
+    ) in domains
 
 
 def test_access_protection_lists_hosts_people_bypasses_and_precedence(document: str) -> None:
