@@ -36,7 +36,7 @@ def _environment(i: int, count: int, share: int) -> str:
 trigger = {trigger}
 namespace = "com.example.{name}"
 cookie_auth = true
-cookie_name = "session_{name}"
+cookie_name = "__Host-session_{name}"
 database = {{ provider = "neon", name = "{db}", url_secret = "DATABASE_URL" }}
 redis = {{ provider = "fly", name = "redis-{name}", url = "redis://redis-{name}.internal:6379" }}
 storage = {{ provider = "r2", buckets = {{ audio = "audio-{name}", images = "images-{name}" }} }}

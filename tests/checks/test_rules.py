@@ -22,14 +22,19 @@ BREAKS: dict[str, list[tuple[str, str]]] = {
     "shared-namespace": [('namespace = "fm.plyr"\n', 'namespace = "fm.plyr.stg"\n')],
     "shared-app": [('app = "relay-api"\n', 'app = "relay-api-staging"\n')],
     "shared-frontend-project": [('project = "plyr-fm"\n', 'project = "plyr-fm-stg"\n')],
-    "shared-domain": [
-        (
-            'platform_url = "https://relay-api.fly.dev"',
-            'platform_url = "https://relay-api-staging.fly.dev"',
-        )
+    "shared-domain": [('url = "https://plyr.fm"', 'url = "https://stg.plyr.fm"')],
+    "shared-cookie-scope": [('"__Host-plyr_session"', '"plyr_session_stg"')],
+    "cookie-sent-to-other-tier": [('"__Host-plyr_session"', '"plyr_session"')],
+    "access-platform-url-public": [
+        ('"http://relay-api-staging.flycast"', '"https://relay-api-staging.fly.dev"')
     ],
-    "shared-cookie-scope": [
-        ('cookie_name = "plyr_session"\n', 'cookie_name = "plyr_session_stg"\n')
+    "access-docs-without-schema": [('  "api-stg.plyr.fm/openapi.json",', "")],
+    "env-overrides-fact": [
+        (
+            'frontend_url = "${environments.staging.frontend.url}"\n',
+            'frontend_url = "${environments.staging.frontend.url}"\n'
+            'env = { DOCKET_URL = "redis://plyr-redis.internal:6379" }\n',
+        )
     ],
     "shared-observability": [('environment = "production"', 'environment = "staging"')],
     "shared-oauth-client": [
@@ -157,6 +162,9 @@ CLEAN_VARIANTS = {
     "IPv6 loopback for development": [
         ('url = "http://localhost:8001"', 'url = "http://[::1]:8001"'),
         ('url = "http://localhost:5173"', 'url = "http://[::1]:5173"'),
+    ],
+    "host-only cookies of one name on different hosts": [
+        ('cookie_name = "plyr_session_stg"', 'cookie_name = "__Host-plyr_session"'),
     ],
     "Redis on a Unix socket": [('"redis://plyr-redis.internal:6379"', '"unix:///run/redis.sock"')],
     "Redis on a private address": [

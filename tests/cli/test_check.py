@@ -15,7 +15,7 @@ from tiers.checks import RULES
 def test_clean_example_exits_0_and_shows_cookie_scopes(plyr: Path) -> None:
     result = tiers("check")
     assert result.returncode == 0
-    assert "staging Domain=.plyr.fm" in result.stdout
+    assert "staging Domain=.plyr.fm, production host-only (__Host- prefix)" in result.stdout
     assert result.stdout.rstrip().endswith("no findings in 3 environments")
 
 

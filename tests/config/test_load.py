@@ -29,8 +29,10 @@ def test_the_example_says_every_fact_of_the_seed(plyr: Path) -> None:
         "fly",
         "relay-api-staging",
         "https://api-stg.plyr.fm",
-        "https://relay-api-staging.fly.dev",
+        "http://relay-api-staging.flycast",  # private: staging is reached through its gate
     )
+    production = config.environments["production"].services["backend"]
+    assert production.platform_url == "https://relay-api.fly.dev"
     frontend = staging.services["frontend"]
     assert (frontend.project, frontend.branch, frontend.api_url) == (
         "plyr-fm-stg",

@@ -85,10 +85,11 @@ def test_workflow_shows_release_command_urls_and_the_api_the_frontend_calls(docu
     staging = section(document, "### staging deployment (automatic)")
     assert "**trigger**: push to `main` branch" in staging
     assert "runs `uv run alembic upgrade head` via `release_command`" in staging
-    assert "`https://relay-api-staging.fly.dev` (fly.io domain)" in staging
+    assert "`http://relay-api-staging.flycast` (fly.io domain)" in staging
     assert "cloudflare pages project `plyr-fm-stg` tracks `main` branch" in staging
     assert "uses `PUBLIC_API_URL=https://api-stg.plyr.fm`" in staging
     production = section(document, "### production deployment (on release)")
+    assert "`https://relay-api.fly.dev` (fly.io domain)" in production
     assert "`%Y.%m%d.%H%M%S` (like `2026.1125.143015`)" in production
     assert "publishes a github release for the tag" in production
     assert "moves `production-fe` to the released commit" in production
@@ -115,6 +116,10 @@ def test_operations_sections(document: str) -> None:
     domains = section(document, "## custom domain architecture")
     assert "- frontend: `stg.plyr.fm` → cloudflare pages project `plyr-fm-stg`" in domains
     assert "- same eTLD+1 allows HttpOnly cookies with `Domain=.plyr.fm`" in domains
+    assert (
+        "- the session cookie is host-only (its name starts with `__Host-`): only the host that "
+        "sets it receives it, so no other tier's hosts do"
+    ) in domains
 
 
 def test_access_protection_lists_hosts_people_bypasses_and_precedence(document: str) -> None:
@@ -123,6 +128,7 @@ def test_access_protection_lists_hosts_people_bypasses_and_precedence(document: 
     assert "**sign-in**: GitHub or one-time PIN" in access
     assert "- members of the GitHub organization `plyr-fm`" in access
     assert "- `api-stg.plyr.fm/health` - health check (uptime monitoring)" in access
+    assert "- `api-stg.plyr.fm/openapi.json` - the schema the API documentation loads" in access
     assert "- `stg.plyr.fm/icons/*`" in access
     assert "**precedence**: the most specific path wins" in access
 

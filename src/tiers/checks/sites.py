@@ -39,22 +39,34 @@ def _is_ip(name: str) -> bool:
     return True
 
 
+HOST_PREFIX = "__Host-"
+"""A cookie named so is host-only: browsers refuse it with a Domain attribute."""
+
+
 def cookie_scope(env: Environment) -> str | None:
-    """``Domain=.plyr.fm`` when every host of ``env`` is on one site, else None."""
+    """``Domain=.plyr.fm`` when every host of ``env`` is on one site, else None.
+
+    A session cookie named ``__Host-...`` stays on the host that sets it, whatever the site.
+    """
     hosts = env.hosts
     sites = {site(h) for h in hosts}
     if len(sites) != 1:
         return None
     (only,) = sites
-    return "host-only (localhost)" if only == "localhost" else f"Domain=.{only}"
+    if only == "localhost":
+        return "host-only (localhost)"
+    if env.cookie_name and env.cookie_name.startswith(HOST_PREFIX):
+        return f"host-only ({HOST_PREFIX} prefix)"
+    return f"Domain=.{only}"
 
 
 def is_private_host(host: str | None) -> bool:
-    """Loopback, a private range, or a platform's private network name (``*.internal``)."""
+    """Loopback, a private range, or a platform's private network name (``*.internal``,
+    fly.io's ``*.flycast``)."""
     if not host:
         return False
     name = host.lower()
-    if name == "localhost" or name.endswith((".internal", ".local", ".localhost")):
+    if name == "localhost" or name.endswith((".internal", ".flycast", ".local", ".localhost")):
         return True
     try:
         address = ipaddress.ip_address(name.strip("[]"))

@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from tiers.config.providers import provider
+
 PLATFORMS = ("local", "fly", "cloudflare-pages", "kubernetes", "render", "railway", "heroku")
 """Platform names a binding may use; the local platform runs everything on one machine."""
 
@@ -132,6 +134,10 @@ EnvName = Annotated[str, AfterValidator(_env_name)]
 Url = Annotated[str, AfterValidator(_url)]
 UrlPath = Annotated[str, AfterValidator(_path)]
 Platform = Annotated[str, AfterValidator(_platform)]
+DatabaseProvider = Annotated[str, AfterValidator(provider("database"))]
+RedisProvider = Annotated[str, AfterValidator(provider("redis"))]
+StorageProvider = Annotated[str, AfterValidator(provider("storage"))]
+ObservabilityProvider = Annotated[str, AfterValidator(provider("observability"))]
 
 
 def host_of(url: str) -> str:
@@ -363,7 +369,7 @@ class Binding(Model):
 
 
 class Database(Model):
-    provider: str
+    provider: DatabaseProvider
     name: str
     engine: Literal["postgresql", "sqlite"] = "postgresql"
     url: str | None = None
@@ -387,7 +393,7 @@ class Database(Model):
 
 
 class Redis(Model):
-    provider: str
+    provider: RedisProvider
     name: str | None = None
     url: str | None = None
     url_secret: EnvName | None = None
@@ -433,7 +439,7 @@ class Redis(Model):
 
 
 class Storage(Model):
-    provider: str
+    provider: StorageProvider
     buckets: dict[Slug, str]
     """Bucket name by role: ``{ audio = "audio-staging", images = "images-staging" }``."""
     credentials: list[EnvName] = []
@@ -446,7 +452,7 @@ class OAuth(Model):
 
 
 class Observability(Model):
-    provider: str
+    provider: ObservabilityProvider
     environment: str
     token_secret: EnvName | None = None
 

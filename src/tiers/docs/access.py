@@ -94,6 +94,8 @@ def _note(config: Config, env: Environment, pattern: str) -> str | None:
             return "health check (uptime monitoring)"
         if f"/{path}" == service.docs:
             return "API documentation"
+        if service.docs and path == "openapi.json":
+            return "the schema the API documentation loads"
     return None
 
 

@@ -8,9 +8,11 @@ which beats the whole application, and the first of two identical patterns wins.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 from tiers.checks.registry import Context, Finding, rule
 from tiers.checks.rules.promotion import preproduction
+from tiers.checks.sites import is_private_host
 from tiers.config import Environment
 
 PUBLIC_MAIL = frozenset(
@@ -45,6 +47,11 @@ def _protected(ctx: Context) -> Iterator[Environment]:
 
 def _key(env: Environment, *rest: str | int) -> tuple[str | int, ...]:
     return ("environments", env.name, "access", *rest)
+
+
+def _whole(pattern: str) -> bool:
+    """``HOST/*`` or ``HOST/``: a bypass of the whole application (access-everyone)."""
+    return pattern.partition("/")[2] in ("", "*")
 
 
 @rule(
@@ -89,7 +96,7 @@ def everyone(ctx: Context) -> Iterator[Finding]:
                 [env.name],
             )
         for index, pattern in enumerate(env.access.bypass):
-            if pattern.partition("/")[2] in ("", "*"):
+            if _whole(pattern):
                 yield ctx.finding(
                     _key(env, "bypass", index),
                     f"{env.name} bypasses {pattern}: everyone reaches the whole application",
@@ -136,6 +143,8 @@ def unreachable(ctx: Context) -> Iterator[Finding]:
             host = pattern.partition("/")[0]
             if not env.access.protect:
                 why = f"{env.name} is not protected, so there is nothing to bypass"
+            elif _whole(pattern):
+                continue  # access-everyone reports it: one mistake, one finding
             elif host and host not in hosts:
                 why = f"{host} is not a host of {env.name} ({', '.join(sorted(hosts)) or 'none'})"
             elif pattern in seen:
@@ -162,3 +171,66 @@ def unprotected(ctx: Context) -> Iterator[Finding]:
                 f"{env.name} is deployed but anyone can reach it",
                 [env.name],
             )
+
+
+@rule(
+    "access-platform-url-public",
+    "error",
+    "A protected environment is also public at a platform address the gate does not cover",
+    "take the public platform address away: on fly.io release the app's public IPs "
+    "(fly ips release) and let the gate reach it privately (a tunnel to APP.flycast), then "
+    "remove platform_url or set it to that private address; the gate only guards the hosts "
+    "it serves",
+)
+def platform_url_public(ctx: Context) -> Iterator[Finding]:
+    for env in _protected(ctx):
+        for service, binding in env.services.items():
+            url = binding.platform_url
+            if url is None or is_private_host(urlsplit(url).hostname):
+                continue
+            also = " also" if binding.url else ""
+            message = (
+                f"{env.name} is protected, but its {service} is{also} public at {url}: "
+                "anyone reaches it around the access gate"
+            )
+            key = ("environments", env.name, service, "platform_url")
+            yield ctx.finding(key, message, [env.name])
+
+
+_DOCS_PAGES = ("/docs", "/redoc")
+_SCHEMAS = ("openapi.json", "openapi.yaml", "swagger.json")
+
+
+@rule(
+    "access-docs-without-schema",
+    "warning",
+    "A docs page is public but the schema it loads is not",
+    "bypass the schema beside the page, e.g. api-stg.plyr.fm/openapi.json next to "
+    "api-stg.plyr.fm/docs (FastAPI's default openapi_url): the page fetches it from the "
+    "browser of someone who is not signed in",
+)
+def docs_without_schema(ctx: Context) -> Iterator[Finding]:
+    pages = set(_DOCS_PAGES) | {s.docs for s in ctx.config.services.values() if s.docs}
+    for env in _protected(ctx):
+        bypass = env.access.bypass
+        for index, pattern in enumerate(bypass):
+            host, _, path = pattern.partition("/")
+            if host and host not in env.hosts:
+                continue  # access-unreachable-rule reports it: it never matches
+            if f"/{path}" not in pages or _schema_public(host, bypass):
+                continue
+            message = (
+                f"bypass {pattern} makes the docs page public, but not the schema it loads "
+                f"({host}/openapi.json): the page fails for everyone not signed in"
+            )
+            yield ctx.finding(_key(env, "bypass", index), message, [env.name])
+
+
+def _schema_public(host: str, bypass: list[str]) -> bool:
+    for pattern in bypass:
+        there, _, path = pattern.partition("/")
+        if there not in (host, ""):
+            continue
+        if path.endswith(_SCHEMAS) or path == "*":
+            return True
+    return False

@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from tiers.checks.registry import Context, Finding, rule
-from tiers.checks.sites import is_private_host, site
+from tiers.checks.sites import cookie_scope, is_private_host, site
 from tiers.config import Environment, host_of
 from tiers.config.model import origin_of
 
@@ -25,7 +25,8 @@ def _address_key(env: Environment, service: str) -> tuple[str | int, ...]:
     "error",
     "Cookie auth across sites: frontend and backend are on different registrable domains",
     "put the frontend and the backend on custom domains under one registrable domain "
-    "(stg.plyr.fm and api-stg.plyr.fm); platform hosts like *.fly.dev never share cookies",
+    "(stg.plyr.fm and api-stg.plyr.fm) and point api_url and frontend_url at them "
+    "(${environments.staging.backend.url}); platform hosts like *.fly.dev never share cookies",
 )
 def cookie_site(ctx: Context) -> Iterator[Finding]:
     for env in ctx.config.environments.values():
@@ -40,7 +41,24 @@ def cookie_site(ctx: Context) -> Iterator[Finding]:
                 f"{env.name}: {pairs}: cookies set by one are never sent to the other",
                 [env.name],
             )
+        else:
+            yield from _calls_off_site(ctx, env, hosts)
     yield from _off_domain(ctx)
+
+
+def _calls_off_site(ctx: Context, env: Environment, hosts: dict[str, str]) -> Iterator[Finding]:
+    """An api_url or frontend_url on another site (the backend's *.fly.dev, say)."""
+    for service, binding in env.services.items():
+        for field in ("api_url", "frontend_url"):
+            url = getattr(binding, field)
+            if not url or service not in hosts or site(host_of(url)) == site(hosts[service]):
+                continue
+            message = (
+                f"{env.name} {service} {field} {url} is on the site {site(host_of(url))}, "
+                f"but {service} is on {site(hosts[service])} ({hosts[service]}): "
+                "the session cookie is never sent across"
+            )
+            yield ctx.finding(_key(env, service, field), message, [env.name])
 
 
 def _off_domain(ctx: Context) -> Iterator[Finding]:
@@ -139,3 +157,45 @@ def redis_tls(ctx: Context) -> Iterator[Finding]:
         if not is_private_host(redis.host):
             message = f"{env.name} reaches Redis at {redis.host} over the network without TLS"
             yield ctx.finding(_key(env, "redis", "url"), message, [env.name])
+
+
+@rule(
+    "cookie-sent-to-other-tier",
+    "warning",
+    "A tier's session cookie is also sent to an earlier tier's hosts",
+    'make the session cookie host-only with the __Host- prefix (cookie_name = "__Host-'
+    'plyr_session"): browsers keep it on the host that set it (the API), so no other tier '
+    "receives it or can overwrite it, but the frontend's host no longer sees the session "
+    "(server-side rendering cannot use it); or give staging a registrable domain of its own "
+    "(plyr-staging.fm): nothing is shared, at the price of a second domain whose layout "
+    "differs from production's. A cookie name of its own is not enough: code running on "
+    "staging reads every cookie its hosts are sent",
+)
+def cookie_to_other_tier(ctx: Context) -> Iterator[Finding]:
+    envs = list(ctx.config.environments.values())
+    for index, env in enumerate(envs):
+        scope = cookie_scope(env)
+        if not env.cookie_auth or not scope or not scope.startswith("Domain=."):
+            continue  # a host-only cookie stays on the host that set it
+        reached = _reached(env, scope, envs[:index])
+        if not reached:
+            continue
+        where = " and ".join(f"{name}'s hosts {', '.join(h)}" for name, h in reached.items())
+        message = (
+            f"{env.name}'s session cookie on {scope} is also sent to {where}: code running "
+            f"there reads {env.name}'s sessions and can set cookies {env.name} accepts"
+        )
+        key = _key(env, "cookie_name" if env.cookie_name else "cookie_auth")
+        yield ctx.finding(key, message, [env.name, *reached])
+
+
+def _reached(env: Environment, scope: str, before: list[Environment]) -> dict[str, list[str]]:
+    """The hosts of the tiers ``before`` that ``env``'s ``Domain=`` cookie is sent to."""
+    found = {}
+    for other in before:
+        # the same name in the same scope is one cookie: shared-cookie-scope reports it
+        same = (other.cookie_name, cookie_scope(other)) == (env.cookie_name, scope)
+        hosts = [h for h in other.hosts if site(h) == scope.removeprefix("Domain=.")]
+        if hosts and not same:
+            found[other.name] = hosts
+    return found

@@ -7,9 +7,15 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from tiers.checks.registry import Context, Finding, rule
-from tiers.checks.sites import cookie_scope
+from tiers.checks.sites import HOST_PREFIX, cookie_scope
+from tiers.checks.urls import (
+    database_identity,
+    database_server,
+    has_password,
+    redis_identity,
+    shown,
+)
 from tiers.config import Environment, host_of
-from tiers.config.model import redact
 from tiers.config.source import Key
 
 # A resource claim: what identifies the resource, how to say it, and where it is written.
@@ -60,10 +66,11 @@ def shared_database(ctx: Context) -> Iterator[Finding]:
             )
         ]
         if db.url:
-            out.append((f"url:{db.url}", redact(db.url), _env(env, "database", "url")))
+            identity = database_identity(db.url)
+            out.append((f"url:{identity}", shown(db.url), _env(env, "database", "url")))
         if db.provider == "local" and db.engine == "postgresql" and db.url:
             # the local platform runs one cluster per environment on the URL's port
-            server = urlsplit(db.url).netloc.rpartition("@")[2]
+            server = database_server(db.url)
             out.append((f"server:{server}", f"server {server}", _env(env, "database", "url")))
         return out
 
@@ -83,7 +90,8 @@ def shared_redis(ctx: Context) -> Iterator[Finding]:
             return []
         out: list[Claim] = []
         if redis.url:
-            out.append((f"url:{redis.url}", redact(redis.url), _env(env, "redis", "url")))
+            identity = redis_identity(redis.url)
+            out.append((f"url:{identity}", shown(redis.url), _env(env, "redis", "url")))
         if redis.name:
             out.append((f"{redis.provider}:{redis.name}", redis.name, _env(env, "redis", "name")))
         return out
@@ -204,10 +212,11 @@ def shared_oauth(ctx: Context) -> Iterator[Finding]:
 
 @rule(
     "shared-observability",
-    "warning",
+    "error",
     "Two environments report to observability under the same environment name",
-    "give each environment its own observability name (development, staging, production) "
-    "so their logs and traces can be told apart",
+    "give each environment its own observability name (development, staging, production): "
+    "under one name, staging's logs, traces and errors mix with production's; names that "
+    "differ only in case (Production, production) count as one",
 )
 def shared_observability(ctx: Context) -> Iterator[Finding]:
     def claims(env: Environment) -> list[Claim]:
@@ -215,7 +224,8 @@ def shared_observability(ctx: Context) -> Iterator[Finding]:
         if obs is None:
             return []
         label = f"{obs.environment} ({obs.provider})"
-        return [(f"{obs.provider}:{obs.environment}", label, _env(env, "observability"))]
+        name = obs.environment.strip().casefold()
+        return [(f"{obs.provider}:{name}", label, _env(env, "observability", "environment"))]
 
     return _shared(ctx, "the observability environment", claims)
 
@@ -234,6 +244,61 @@ def shared_cookie(ctx: Context) -> Iterator[Finding]:
             return []
         name = env.cookie_name or "(unnamed)"
         where = ("environments", env.name, "cookie_name" if env.cookie_name else "cookie_auth")
+        if name.startswith(HOST_PREFIX):  # host-only: shared only where a host name is
+            names = dict.fromkeys(urlsplit(f"//{h}").hostname or h for h in env.hosts)
+            return [(f"{h}:{name}", f"on {h} with cookie name {name}", where) for h in names]
         return [(f"{scope}:{name}", f"{scope} with cookie name {name}", where)]
 
     return _shared(ctx, "the cookie scope", claims)
+
+
+# Where each fact is declared, so the checks above see it: relative to the environment.
+_FACT_KEYS = {
+    "database_url": "database.url (or database.url_secret)",
+    "redis_url": "redis.url (or redis.url_secret)",
+    "frontend_url": "{service}.frontend_url",
+    "api_url": "{service}.api_url",
+    "namespace": "namespace",
+    "oauth_client_id": "oauth.client_id",
+    "oauth_redirect_uri": "oauth.redirect_uri",
+    "observability_environment": "observability.environment",
+}
+_TIERS_OWN = ("TIERS_ENVIRONMENT", "TIERS_SERVICE", "TIERS_VERSION", "TIERS_COMMIT")
+
+
+@rule(
+    "env-overrides-fact",
+    "error",
+    "A plain env entry overrides a fact under the variable vars gives it",
+    "remove the entry from env and declare the fact where tiers checks it (redis.url, "
+    "database.url, frontend_url, storage.buckets.ROLE, ...); PORT and TIERS_* are set by tiers",
+)
+def env_overrides_fact(ctx: Context) -> Iterator[Finding]:
+    for env in ctx.config.environments.values():
+        for service, binding in env.services.items():
+            known = ctx.config.services.get(service)
+            facts = {var: fact for fact, var in known.vars.items()} if known else {}
+            for name, value in binding.env.items():
+                instead = _instead(env, service, name, facts)
+                if instead and not has_password(value):  # secret-in-config reports it
+                    key = _env(env, service, "env", name)
+                    yield ctx.finding(key, f"{env.name} {service} env {name} {instead}", [env.name])
+
+
+def _instead(env: Environment, service: str, name: str, facts: dict[str, str]) -> str | None:
+    """What is wrong with setting ``name`` in env, and what to set instead."""
+    if name == "PORT":
+        return "is tiers' own: the platform assigns each process its port; remove it from env"
+    if name in _TIERS_OWN:
+        return "is tiers' own: it names what is running; remove it from env"
+    fact = facts.get(name)
+    if fact is None:
+        return None
+    if fact.startswith("bucket_"):
+        where = f"storage.buckets.{fact.removeprefix('bucket_')}"
+    else:
+        where = _FACT_KEYS[fact].format(service=service)
+    return (
+        f"overrides the {fact} fact that vars passes as {name}, so tiers never checks "
+        f"the value; set environments.{env.name}.{where} instead"
+    )

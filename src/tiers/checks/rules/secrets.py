@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from tiers.checks.registry import Context, Finding, rule
+from tiers.checks.urls import has_password
 from tiers.config import Environment
-from tiers.config.model import redact
 from tiers.config.source import Key
 
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
@@ -105,11 +105,16 @@ def in_config(ctx: Context) -> Iterator[Finding]:
         key: Key = ("environments", env.name)
         for what in ("database", "redis"):
             resource = getattr(env, what)
-            if resource is not None and resource.url and redact(resource.url) != resource.url:
+            if resource is not None and resource.url and has_password(resource.url):
                 message = f"{env.name} {what}.url has a password in it"
                 yield ctx.finding((*key, what, "url"), message, [env.name])
         for service, binding in env.services.items():
-            for name in binding.env:
-                if any(word in name.split("_") for word in SECRET_WORDS):
-                    message = f"{env.name} {service} env {name} looks like a secret"
-                    yield ctx.finding((*key, service, "env", name), message, [env.name])
+            for name, value in binding.env.items():
+                if has_password(value):
+                    why = "has a password in its URL"
+                elif any(word in name.split("_") for word in SECRET_WORDS):
+                    why = "looks like a secret"
+                else:
+                    continue
+                message = f"{env.name} {service} env {name} {why}"
+                yield ctx.finding((*key, service, "env", name), message, [env.name])
