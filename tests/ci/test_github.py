@@ -241,6 +241,7 @@ def test_check_reports_missing_and_no_longer_generated_workflows(
 
 def test_a_tiers_toml_in_a_subdirectory_writes_at_the_repository_root(tmp_path: Path) -> None:
     git_init(tmp_path)
+    (tmp_path / "deploy").mkdir()
     write(tmp_path / "deploy" / "tiers.toml", example="plyr")
     result = tiers("ci", "github", "-c", "tiers.toml", cwd=tmp_path / "deploy")
     assert result.returncode == 0, result.stderr
