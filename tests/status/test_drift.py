@@ -57,7 +57,7 @@ def commit(repo: Path, subject: str) -> str:
 def project(plyr: Path) -> Path:
     """The plyr example's tiers.toml, committed as the first commit of a new repository."""
     root = plyr.parent
-    (root / ".gitignore").write_text(".tiers/\n.tiers-home/\n")
+    (root / ".gitignore").write_text(".tiers/\n")
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "Start plyr")

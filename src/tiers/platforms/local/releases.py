@@ -8,8 +8,9 @@ client connection is dropped, and the old instance is stopped only afterwards (S
 the server finishes the requests it has, then exits).
 
 A service with a ``lock`` file builds into a virtualenv keyed by that file's content (and
-the build command and Python version), kept under the user's cache and shared by every
-release and project: a code-only deploy reuses it and takes seconds.
+the build command and Python version), kept under the user's cache (``cache_dir()``:
+``$TIERS_HOME``, by default ``~/.cache/tiers``) and shared by every release and project:
+a code-only deploy reuses it and takes seconds.
 
 >>> releases = LocalReleases(platform)                                   # doctest: +SKIP
 >>> instance = releases.start("staging", "backend", release, source, venv, tag="12")
@@ -74,7 +75,10 @@ class Instance:
 
 
 def cache_dir() -> Path:
-    """Where built environments are kept: ``$XDG_CACHE_HOME/tiers`` (``~/.cache/tiers``)."""
+    """Where tiers keeps its per-user cache (built virtualenvs): ``$TIERS_HOME``, else
+    ``$XDG_CACHE_HOME/tiers``, else ``~/.cache/tiers``."""
+    if home := os.environ.get("TIERS_HOME"):
+        return Path(home)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "tiers"
 
