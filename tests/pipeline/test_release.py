@@ -89,6 +89,9 @@ def test_push_release_and_production_serves_what_staging_ran(project: Path) -> N
         staging["migration_head"],
         tag,
     )
+    same = tiers("diff", "staging", "production", "--exit-code", cwd=project)
+    assert same.returncode == 0, same.stdout  # production-fe is tracked by design
+    assert '    frontend.branch: (absent) | "production-fe"' in same.stdout
     replay = tiers("on-release", tag, cwd=project)
     assert f"production: already serves {tag}; nothing to do" in replay.stdout
 
