@@ -235,6 +235,37 @@ def test_a_crashed_worker_is_restarted_and_a_killed_supervisor_recovered(project
     assert len(pids(project, "plyr_backend.worker")) == 1
 
 
+def environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().partition("=")[::2] for item in raw if item)
+
+
+def test_processes_get_what_tiers_gives_them_not_the_callers_shell(project: Path) -> None:
+    edit(
+        project,
+        (
+            'release_command = "python -m alembic upgrade head"',
+            'release_command = "env > release.env && python -m alembic upgrade head"',
+        ),
+    )
+    result = tiers("up", "staging", cwd=project, env={"SOME_CALLER_SECRET": "x"})
+    assert result.returncode == 0, result.stderr
+    (app,) = pids(project, "uvicorn")
+    given = environ(app)
+    assert "SOME_CALLER_SECRET" not in given
+    assert (given["TIERS_ENVIRONMENT"], given["ATPROTO_APP_NAMESPACE"]) == (
+        "staging",
+        "fm.plyr.stg",
+    )
+    assert given["PORT"] and given["PATH"] and given["HOME"]
+    release = dict(
+        line.partition("=")[::2]
+        for line in (project / "backend/release.env").read_text().splitlines()
+    )
+    assert "SOME_CALLER_SECRET" not in release
+    assert release["DOCKET_URL"] == f"redis://127.0.0.1:{port(project, 6381)}/0"
+
+
 def test_dev_runs_the_local_tier_in_the_foreground_until_ctrl_c(project: Path) -> None:
     import signal
     import subprocess

@@ -123,7 +123,7 @@ class Supervisor:
                 GUARDED.format(command=process.command),
                 shell=True,
                 cwd=process.cwd,
-                env={**os.environ, **process.env},
+                env=process.env,  # what tiers gives it, never the caller's shell
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
