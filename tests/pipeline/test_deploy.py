@@ -496,3 +496,24 @@ def test_a_tier_on_sqlite_deploys_and_snapshots_its_file(repo: Path) -> None:
     state = repo / ".tiers/local/environments/staging"
     assert (state / "databases/plyr-stg.sqlite3").stat().st_size > 0
     assert [p.name for p in (state / "snapshots").iterdir()] == [f"{history(repo)[0]['id']}.dump"]
+
+
+def test_a_local_tier_once_frozen_at_a_release_runs_its_work_tree_again() -> None:
+    with example_copy("frozen", ("development",)) as project:
+        config = (project / "tiers.toml").read_text()
+        following = config.replace('trigger = "local"', 'trigger = { push = "main" }')
+        head = commit(project, "development follows main", {"tiers.toml": following})
+        assert tiers("deploy", "development", cwd=project).returncode == 0
+        url = f"http://localhost:{port(project, 8001)}/health"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            assert json.loads(answer.read())["commit"] == head
+        (project / "tiers.toml").write_text(config)  # a local tier again
+
+        up = tiers("up", "development", cwd=project)
+        assert up.returncode == 0, up.stderr
+        assert "development: up, from the work tree" in up.stdout
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            assert json.loads(answer.read())["commit"] == "work-tree"
+        status = json.loads(tiers("status", "--json", cwd=project).stdout)
+        names = {p["name"] for env in status for p in env["processes"]}
+        assert names == {"development.backend.app", "development.backend.worker"}

@@ -37,7 +37,7 @@ def rollback(
 ) -> Deployment:
     """Roll ``environment`` back to ``to`` (default: the previous release); ``db`` says
     what happens to the database (keep, downgrade or restore)."""
-    env = pipeline.environment(environment)
+    env = pipeline.deployable(environment)
     services = pipeline.services(env)
     with pipeline._lock(environment, wait) as lease:
         pipeline.platform.prepare(environment)

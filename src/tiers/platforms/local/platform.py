@@ -254,7 +254,7 @@ class LocalPlatform:
         processes it started."""
         releases = LocalReleases(self)
         live = releases.live(env.name).get(service)
-        if live is not None and live.tag:
+        if live is not None and live.tag and not env.local:
             started: list[str] = []
             if not releases.running(live):
                 venv = Path(live.venv) if live.venv else None
@@ -267,7 +267,9 @@ class LocalPlatform:
         instance = releases.start(
             env.name, service, release, self.project_dir, None, tag="", dev=env.local
         )
-        releases.switch(instance)
+        previous = releases.switch(instance)
+        if previous is not None and previous.tag:  # a release a local tier was frozen at
+            releases.stop(previous, switched=True)
         return list(instance.processes)
 
     def status(self) -> list[dict[str, Any]]:
