@@ -267,29 +267,32 @@ def test_processes_get_what_tiers_gives_them_not_the_callers_shell(project: Path
 
 
 def test_dev_runs_the_local_tier_in_the_foreground_until_ctrl_c(project: Path) -> None:
-    import signal
     import subprocess
-    import sys
 
+    logs = project / ".tiers/local/logs"
+    logs.mkdir(parents=True)
+    (logs / "development.backend.app.log").write_text("a line from an earlier run\n")
     dev = subprocess.Popen(
         [sys.executable, "-m", "tiers", "dev"],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # a group of its own, as a terminal gives a command
     )
     try:
         assert health(port(project, 8001))["environment"] == "development"
         time.sleep(1)  # let a log line or two through
     finally:
-        dev.send_signal(signal.SIGINT)
+        os.killpg(dev.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
         out, err = dev.communicate(timeout=60)
     assert dev.returncode == 0, err
     urls = "http://localhost:{}  http://localhost:{}".format(*ports(project, "development"))
     assert f"development: {urls}  (Ctrl-C stops)" in out
-    assert "backend.app" in out
+    assert "backend.app" in out and "Application startup complete" in out
+    assert "a line from an earlier run" not in out  # only what this run wrote
     assert out.rstrip().endswith("development: stopped")
-    assert gone(project, keep=("caddy", "tiers.platforms")) == []
+    assert gone(project) == []  # no supervisor, no Caddy, no server left
 
 
 # -- faults: each refused with the environment, the part and the cause ---------------------

@@ -170,7 +170,7 @@ def dev(
 ) -> None:
     """Run the local tier in the foreground, logs multiplexed; Ctrl-C stops it."""
     from tiers.errors import UsageError
-    from tiers.platforms.local.logs import follow_logs, log_files
+    from tiers.platforms.local.logs import follow_logs, log_files, log_sizes
 
     platform = _platform(config)
     local = [e for e in platform.config.environments.values() if e.local]
@@ -180,13 +180,15 @@ def dev(
     unknown = [s for s in with_ or [] if s not in platform.config.services]
     if unknown:
         raise UsageError(f"--with {unknown[0]}: no such service")
-    platform.up(name, with_optional=tuple(with_ or ()))
-    urls = [b.url for b in local[0].services.values() if b.url]
-    io.out(f"{name}: {'  '.join(urls)}  (Ctrl-C stops)")
+    since = log_sizes(platform, name)  # what an earlier run wrote is not shown again
     try:
-        follow_logs(log_files(platform, name, None), 0, True, io.raw, colour=io.colour())
+        platform.up(name, with_optional=tuple(with_ or ()))
+        urls = [b.url for b in local[0].services.values() if b.url]
+        io.out(f"{name}: {'  '.join(urls)}  (Ctrl-C stops)")
+        files = log_files(platform, name, None)
+        follow_logs(files, 0, True, io.raw, colour=io.colour(), since=since)
     except KeyboardInterrupt:
         pass
     finally:
-        platform.stop_environment(name)
+        platform.stop_environment(name)  # and the supervisor and Caddy, if nothing else runs
         io.out(f"{name}: stopped")

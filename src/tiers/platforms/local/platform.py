@@ -231,14 +231,28 @@ class LocalPlatform:
                     self.supervisor.stop(process["name"])
 
     def stop_environment(self, environment: str) -> None:
-        """Stop one environment's processes and data services (data stays on disk)."""
+        """Stop one environment's processes, sites and data services (data stays on disk),
+        and the supervisor and Caddy too when nothing else of the project runs."""
         env = self.config.environments[environment]
         self._stopped(env, True)
         self._stop_processes(environment)
+        caddy = self.caddy()
+        if caddy.running():
+            for service in env.services:
+                caddy.remove_site(f"{environment}-{service}")
         if (redis := self.redis(env)) is not None:
             redis.stop()
         if (found := self.postgres(env)) is not None:
             found[0].stop()
+        if self.supervisor.alive() and not self.supervisor.processes():
+            self._stop_supervisor()
+        if caddy.running() and not caddy.sites():
+            caddy.stop()
+
+    def _stop_supervisor(self) -> None:
+        pid_file = self.state / "supervisor.pid"
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
 
     def _stopped(self, env: Environment, stopped: bool) -> None:
         """Record whether ``env`` was brought down on purpose (then it need not serve)."""
@@ -352,9 +366,7 @@ class LocalPlatform:
         if self.supervisor.alive():
             for process in self.supervisor.processes():
                 self.supervisor.stop(process["name"])
-            pid_file = self.state / "supervisor.pid"
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            self._stop_supervisor()
         self.caddy().stop()
         for env in self.config.environments.values():
             self._stopped(env, True)

@@ -188,7 +188,7 @@ def tail(path: Path, lines: int) -> list[str]:
             text = handle.read().decode("utf-8", "replace")
     except FileNotFoundError:
         return []
-    return text.splitlines()[-lines:]
+    return text.splitlines()[-lines:] if lines > 0 else []
 
 
 def _note(log: Path, message: str) -> None:
