@@ -1,4 +1,4 @@
-"""Every test runs in its own directory with its own TIERS_HOME and no TIERS_* leaking in."""
+"""Every test runs in its own directory, with this run's TIERS_HOME and no TIERS_* leaking in."""
 
 from __future__ import annotations
 
@@ -45,12 +45,26 @@ def postgres_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def tiers_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This test run's own TIERS_HOME (the cache of built virtualenvs), never the user's.
+
+    One per run, shared by its xdist workers (their temporary directories have one parent
+    per run), so the example's virtualenv is built once a run, not once a test.
+    """
+    base = tmp_path_factory.getbasetemp()
+    run = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    home = run / "tiers-home"
+    home.mkdir(exist_ok=True)
+    return home
+
+
 @pytest.fixture(autouse=True)
-def isolation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolation(tmp_path: Path, tiers_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in list(os.environ):
         if name.startswith("TIERS_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("TIERS_HOME", str(tmp_path / ".tiers-home"))
+    monkeypatch.setenv("TIERS_HOME", str(tiers_home))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.chdir(tmp_path)
     yield tmp_path

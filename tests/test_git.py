@@ -219,6 +219,17 @@ def test_dirty_lists_changes_and_untracked_files(work: Path, history: list[str])
     assert sorted(repo.dirty()) == ["README.md", "app.py", "new.txt", "notes/"]
 
 
+def test_tiers_own_state_is_never_a_change(work: Path, history: list[str]) -> None:
+    repo = Repo.find(work)
+    for state in (work / ".tiers", work / "deploy" / ".tiers"):
+        state.mkdir(parents=True)
+        (state / "state.db").write_text("")
+    assert repo.dirty() == []
+    assert Repo.find(work / "deploy").dirty() == []
+    (work / "deploy" / "tiers.toml").write_text("")
+    assert repo.dirty() == ["deploy/"]
+
+
 def test_branch_is_none_on_a_detached_head(work: Path, history: list[str]) -> None:
     repo = Repo.find(work)
     assert repo.branch() == "main"

@@ -40,6 +40,7 @@ _REDIRECTING = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_PREFIX", "GIT
 # sha, abbreviated sha, author name, author time, subject: one NUL after each field.
 _FIELDS = 5
 _FORMAT = "--format=tformat:%H%x00%h%x00%an%x00%at%x00%s"
+_NOT_STATE = ":(top,exclude,glob)**/.tiers/**"  # tiers' state directories, at any depth
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,14 @@ class Repo:
         return done.stdout if done.returncode == 0 else None
 
     def dirty(self) -> list[str]:
-        """Paths with uncommitted changes, untracked files included; [] when clean."""
-        out = self._git("status", "--porcelain=v1", "-z", "--untracked-files=normal").stdout
+        """Paths with uncommitted changes, untracked files included; [] when clean.
+
+        tiers' own state (a ``.tiers/`` directory, beside any tiers.toml) never counts,
+        ignored by .gitignore or not.
+        """
+        out = self._git(
+            "status", "--porcelain=v1", "-z", "--untracked-files=normal", "--", ":(top)", _NOT_STATE
+        ).stdout
         paths: list[str] = []
         entries = iter(out.split("\0"))
         for entry in entries:

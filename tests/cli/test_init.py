@@ -32,7 +32,7 @@ def test_init_unknown_example_names_the_known_ones(tmp_path: Path) -> None:
 def test_init_leaves_no_temporary_files(tmp_path: Path) -> None:
     (tmp_path / "deploy").mkdir()
     assert tiers("init", "-c", "deploy/tiers.toml").returncode == 0
-    assert sorted(p.name for p in (tmp_path / "deploy").iterdir()) == ["tiers.toml"]
+    assert sorted(p.name for p in (tmp_path / "deploy").iterdir()) == [".gitignore", "tiers.toml"]
 
 
 def test_an_unwritable_target_is_one_clear_error(tmp_path: Path) -> None:
@@ -44,3 +44,20 @@ def test_an_unwritable_target_is_one_clear_error(tmp_path: Path) -> None:
     result = tiers("docs", "-o", "taken")
     assert result.returncode == 2
     assert "cannot write taken: it is a directory" in result.stderr
+
+
+def test_init_keeps_tiers_state_out_of_git(tmp_path: Path) -> None:
+    made = tiers("init")
+    assert made.returncode == 0, made.stderr
+    assert "added .tiers/ (tiers' own state) to .gitignore" in made.stdout
+    assert (tmp_path / ".gitignore").read_text() == ".tiers/\n"
+    again = tiers("init", "--force")  # already there: not added twice
+    assert "gitignore" not in again.stdout
+    assert (tmp_path / ".gitignore").read_text() == ".tiers/\n"
+
+
+def test_init_appends_to_an_existing_gitignore(tmp_path: Path) -> None:
+    (tmp_path / ".gitignore").write_text("__pycache__/\n*.log")  # no final newline
+    assert tiers("init").returncode == 0
+    assert (tmp_path / ".gitignore").read_text() == "__pycache__/\n*.log\n.tiers/\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gitignore", "tiers.toml"]

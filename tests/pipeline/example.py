@@ -1,14 +1,19 @@
-"""The example project as a throwaway git repository, for the pipeline's end-to-end tests.
+"""The example project as a throwaway copy on ports of its own, for the end-to-end tests.
 
-Each test module runs the tiers it needs on ports of its own, so modules run side by
-side; the tests of one module take turns through a lock file every pytest worker shares.
+Every port the example's tiers.toml names (8002, 5434, 6381, ...) is moved to a free one
+that this copy holds for its lifetime, so copies run side by side, beside `scripts/demo`
+and beside other test runs. ``port(project, 8002)`` is the port a copy uses instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import random
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -18,8 +23,12 @@ from pathlib import Path
 import tomlkit
 
 from tests.conftest import tiers
+from tiers.platforms.local.ports import port_in_use
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plyr"
+# Below the kernel's ephemeral range (32768+), so no free_port() pick lands on one.
+_RANGE = range(20000, 32000)
+_PORTS: dict[Path, dict[int, int]] = {}
 
 
 def git(repo: Path, *args: str) -> str:
@@ -36,32 +45,77 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+def port(project: Path, example_port: int) -> int:
+    """The port the copy at ``project`` uses where the example uses ``example_port``."""
+    return _PORTS[project][example_port]
+
+
 @contextmanager
-def example_repo(name: str, environments: tuple[str, ...], ports: dict[str, str]) -> Iterator[Path]:
-    """examples/plyr with only ``environments``, each port ``old`` moved to ``ports[old]``,
-    committed on main in a directory PostgreSQL can enter; brought down afterwards."""
-    with (Path(tempfile.gettempdir()) / f"tiers-{name}-ports.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        # PostgreSQL runs as an unprivileged user under root: every directory on the way
-        # to its data must be enterable, which pytest's own temporary directories are not.
-        top = Path(tempfile.mkdtemp(prefix=f"tiers-{name}-"))
-        top.chmod(0o711)
-        project = top / "plyr"
-        shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns(".tiers", "__pycache__"))
-        config = project / "tiers.toml"
-        doc = tomlkit.parse(config.read_text())
-        for environment in [e for e in doc["environments"] if e not in environments]:
-            del doc["environments"][environment]
-        text = tomlkit.dumps(doc)
-        for old, new in ports.items():
-            text = text.replace(f":{old}", f":{new}")
-        config.write_text(text)
-        (project / ".gitignore").write_text(".tiers/\n__pycache__/\n")
-        git(project, "init", "-q", "-b", "main")
-        git(project, "add", "-A")
-        git(project, "commit", "-q", "-m", "plyr")
+def reserved_ports(count: int) -> Iterator[list[int]]:
+    """``count`` ports nothing listens on, held (by a lock file each) until the end."""
+    folder = Path(tempfile.gettempdir()) / "tiers-test-ports"
+    folder.mkdir(exist_ok=True)
+    with contextlib.ExitStack() as held:
+        found: list[int] = []
+        for candidate in random.sample(_RANGE, len(_RANGE)):
+            lock = (folder / f"{candidate}.lock").open("w")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.close()  # another test holds it
+                continue
+            held.enter_context(lock)
+            if not port_in_use(candidate):
+                found.append(candidate)
+            if len(found) == count:
+                yield found
+                return
+        raise RuntimeError(f"no {count} free ports in {_RANGE}")
+
+
+@contextmanager
+def example_copy(
+    name: str, environments: tuple[str, ...], *, commit: bool = True
+) -> Iterator[Path]:
+    """examples/plyr with only ``environments``, on free ports (see ``port``), committed on
+    main unless ``commit`` is false, in a directory PostgreSQL can enter; brought down and
+    removed afterwards."""
+    # PostgreSQL runs as an unprivileged user under root: every directory on the way
+    # to its data must be enterable, which pytest's own temporary directories are not.
+    top = Path(tempfile.mkdtemp(prefix=f"tiers-{name}-"))
+    top.chmod(0o711)
+    project = top / "plyr"
+    shutil.copytree(
+        EXAMPLE, project, ignore=shutil.ignore_patterns(".tiers", "__pycache__", "data")
+    )
+    config = project / "tiers.toml"
+    doc = tomlkit.parse(config.read_text())
+    for environment in [e for e in doc["environments"] if e not in environments]:
+        del doc["environments"][environment]
+    text = tomlkit.dumps(doc)
+    used = sorted({int(p) for p in re.findall(r":(\d{4,5})\b", text)})
+    with reserved_ports(len(used)) as free:
+        _PORTS[project] = dict(zip(used, free, strict=True))
+        config.write_text(re.sub(r":(\d{4,5})\b", lambda m: f":{port(project, int(m[1]))}", text))
+        if commit:
+            (project / ".gitignore").write_text(".tiers/\n__pycache__/\n")
+            git(project, "init", "-q", "-b", "main")
+            git(project, "add", "-A")
+            git(project, "commit", "-q", "-m", "plyr")
         try:
             yield project
         finally:
             tiers("down", cwd=project)
+            for pid in _working_in(top):  # a failed test must not leave a process behind
+                os.kill(pid, signal.SIGKILL)
+            del _PORTS[project]
             shutil.rmtree(top, ignore_errors=True)
+
+
+def _working_in(top: Path) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and str((proc / "cwd").readlink()).startswith(str(top)):
+                found.append(int(proc.name))
+    return found

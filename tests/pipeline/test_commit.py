@@ -2,7 +2,7 @@
 commit that fails `tiers check` is refused, a rollback brings back its release's own
 configuration, and a downgrade happens under the old code, never under the new one.
 
-Staging runs on ports of its own here, so these tests take turns among themselves only.
+Staging runs on free ports of its own, so these tests run beside anything else.
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ import httpx
 import pytest
 
 from tests.conftest import tiers
-from tests.pipeline.example import example_repo, git
+from tests.pipeline.example import example_copy, git, port
 
-API = "http://localhost:18302"
-PORTS = {"8002": "18302", "5174": "15374", "5434": "15734", "6381": "16681"}
 VERSIONS = "backend/alembic/versions"
 BINDING = '[environments.staging.backend]\nplatform = "local"\n'
 
@@ -33,7 +31,7 @@ pytest.importorskip("fastapi", reason="the example's dependencies are not instal
 
 @pytest.fixture
 def repo() -> Iterator[Path]:
-    with example_repo("commit", ("staging",), PORTS) as project:
+    with example_copy("commit", ("staging",)) as project:
         yield project
 
 
@@ -201,10 +199,15 @@ def with_genre(repo: Path) -> None:
     commit_all(repo, "genre")
 
 
+def api(repo: Path) -> str:
+    return f"http://localhost:{port(repo, 8002)}"
+
+
 class Probe:
     """GET /tracks every 50 ms from another thread; counts what is not a 200."""
 
-    def __init__(self) -> None:
+    def __init__(self, api: str) -> None:
+        self.api = api
         self.failures: list[str] = []
         self.sent = 0
         self._stop = threading.Event()
@@ -223,7 +226,7 @@ class Probe:
             while not self._stop.is_set():
                 self.sent += 1
                 try:
-                    answer = client.get(f"{API}/tracks")
+                    answer = client.get(f"{self.api}/tracks")
                     if answer.status_code != 200:
                         self.failures.append(f"{answer.status_code} {answer.text[:80]}")
                 except httpx.HTTPError as exc:
@@ -236,13 +239,13 @@ def test_a_downgrade_runs_after_the_old_code_serves_and_never_under_the_new(repo
     first = git(repo, "rev-parse", "HEAD")
     with_genre(repo)
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
-    with Probe() as probe:
+    with Probe(api(repo)) as probe:
         done = tiers("rollback", "staging", "--db", "downgrade", cwd=repo)
         time.sleep(0.5)
     assert done.returncode == 0, done.stderr
     assert probe.sent > 20
     assert probe.failures == []
-    answer = httpx.get(f"{API}/health", timeout=5).json()
+    answer = httpx.get(f"{api(repo)}/health", timeout=5).json()
     assert (answer["commit"], answer["migration_head"]) == (first, "0003")
     run = history(repo)[0]
     assert [s["name"] for s in run["steps"]] == [
@@ -276,9 +279,9 @@ def test_a_failed_downgrade_restores_its_snapshot_and_the_old_code_keeps_serving
         f"switched to {version}, but the downgrade to 0003 failed, so the database was "
         "restored from the snapshot taken just before it (migration head 0004)"
     ) in done.stderr
-    answer = httpx.get(f"{API}/health", timeout=5).json()
+    answer = httpx.get(f"{api(repo)}/health", timeout=5).json()
     assert (answer["commit"], answer["migration_head"]) == (first, "0004")
-    assert httpx.get(f"{API}/tracks", timeout=5).status_code == 200
+    assert httpx.get(f"{api(repo)}/tracks", timeout=5).status_code == 200
     runs = history(repo)
     assert [(r["kind"], r["state"]) for r in runs] == [
         ("rollback", "failed"),

@@ -1,8 +1,8 @@
 """`tiers deploy` and `tiers rollback` on the example, in a real git repository, for real.
 
-The example's staging runs on ports of its own here (18002, 15174, PostgreSQL 15434,
-Redis 16381), so these tests take turns among themselves but not with the other tiers
-tests; production and development are left out of the copy.
+The example's staging runs on free ports of its own here (``port(repo, 8002)`` for its
+8002), so these tests run beside each other and every other; production and development
+are left out of the copy.
 """
 
 from __future__ import annotations
@@ -20,17 +20,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import tiers
-from tests.pipeline.example import example_repo, git
-
-API = "http://localhost:18002"
-PORTS = {"8002": "18002", "5174": "15174", "5434": "15434", "6381": "16381"}
+from tests.pipeline.example import example_copy, git, port
 
 pytest.importorskip("fastapi", reason="the example's dependencies are not installed")
 
 
 @pytest.fixture
 def repo() -> Iterator[Path]:
-    with example_repo("deploy", ("staging",), PORTS) as project:
+    with example_copy("deploy", ("staging",)) as project:
         yield project
 
 
@@ -44,8 +41,12 @@ def commit(repo: Path, message: str, files: dict[str, str]) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
-def health() -> dict[str, Any]:
-    with urllib.request.urlopen(f"{API}/health", timeout=5) as answer:
+def api(repo: Path) -> str:
+    return f"http://localhost:{port(repo, 8002)}"
+
+
+def health(repo: Path) -> dict[str, Any]:
+    with urllib.request.urlopen(f"{api(repo)}/health", timeout=5) as answer:
         return dict(json.loads(answer.read()))
 
 
@@ -90,7 +91,7 @@ def history(repo: Path) -> list[dict[str, Any]]:
 
 
 def psql(repo: Path, sql: str) -> str:
-    env = {"PGHOST": "127.0.0.1", "PGPORT": "15434", "PGUSER": "postgres"}
+    env = {"PGHOST": "127.0.0.1", "PGPORT": str(port(repo, 5434)), "PGUSER": "postgres"}
     done = subprocess.run(
         ["psql", "-X", "-q", "-A", "-t", "-d", "plyr-stg", "-c", sql],
         env={**os.environ, **env},
@@ -146,13 +147,13 @@ def downgrade() -> None:
 VERSIONS = "backend/alembic/versions"
 
 
-def upload(title: str) -> None:
+def upload(repo: Path, title: str) -> None:
     import httpx
 
     from tests.examples.test_plyr_app import wav_bytes
 
     answer = httpx.post(
-        f"{API}/tracks",
+        f"{api(repo)}/tracks",
         data={"title": title},
         files={"audio": ("a.wav", wav_bytes(0.5), "audio/wav")},
         timeout=10,
@@ -165,13 +166,13 @@ def test_deploys_the_commit_and_records_every_step(repo: Path) -> None:
     assert plan.returncode == 0, plan.stderr
     first = git(repo, "rev-parse", "HEAD")
     assert f"deploy staging: main → {first[:12]}" in plan.stdout
-    assert "  snapshot  postgresql://postgres@127.0.0.1:15434/plyr-stg" in plan.stdout
+    assert f"  snapshot  postgresql://postgres@127.0.0.1:{port(repo, 5434)}/plyr-stg" in plan.stdout
     assert history(repo) == []  # a dry run records nothing
 
     (repo / "backend/src/plyr_backend/uncommitted.py").write_text("never shipped\n")
     done = tiers("deploy", "staging", cwd=repo)
     assert done.returncode == 0, done.stderr
-    answer = health()
+    answer = health(repo)
     assert (answer["environment"], answer["commit"], answer["migration_head"]) == (
         "staging",
         first,
@@ -185,7 +186,7 @@ def test_deploys_the_commit_and_records_every_step(repo: Path) -> None:
     again = tiers("deploy", "staging", cwd=repo)
     assert again.returncode == 0, again.stderr
     assert "reused backend-" in again.stdout  # the lock file did not change
-    answer = health()
+    answer = health(repo)
     assert (answer["commit"], answer["migration_head"]) == (second, "0004")
     runs = history(repo)
     assert [(r["commit"], r["state"]) for r in runs] == [
@@ -206,7 +207,7 @@ def test_deploys_the_commit_and_records_every_step(repo: Path) -> None:
     assert all(s["outcome"] == "ok" and s["duration_ms"] >= 0 for s in runs[0]["steps"])
     manifest = runs[0]["manifest"]
     assert manifest["commit"] == second
-    assert manifest["bindings"]["backend"]["url"] == API
+    assert manifest["bindings"]["backend"]["url"] == api(repo)
     status = json.loads(tiers("status", "--json", cwd=repo).stdout)
     processes = {p["name"] for env in status for p in env["processes"]}
     second_id = runs[0]["id"]
@@ -224,15 +225,15 @@ def test_a_failed_release_command_keeps_the_old_version_and_restores_the_databas
     repo: Path,
 ) -> None:
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
-    upload("kept")
-    before = health()
+    upload(repo, "kept")
+    before = health(repo)
     commit(repo, "bad migration", {f"{VERSIONS}/0004_half_done.py": FAILING_0004})
     failed = tiers("deploy", "staging", cwd=repo)
     assert failed.returncode == 1
     assert "its release command failed; nothing was switched" in failed.stderr
     assert "the database was restored from its snapshot" in failed.stderr
     assert "RuntimeError: the data backfill found a bad row" in failed.stderr
-    assert health()["commit"] == before["commit"]  # the old version still serves
+    assert health(repo)["commit"] == before["commit"]  # the old version still serves
     assert psql(repo, "SELECT to_regclass('half_done') IS NULL") == "t"
     assert psql(repo, "SELECT title FROM tracks") == "kept"
     assert psql(repo, "SELECT version_num FROM alembic_version") == "0003"
@@ -243,7 +244,7 @@ def test_a_failed_release_command_keeps_the_old_version_and_restores_the_databas
 
 def test_an_unhealthy_version_is_stopped_and_its_migration_undone(repo: Path) -> None:
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
-    before = health()
+    before = health(repo)
     main = (repo / "backend/src/plyr_backend/main.py").read_text()
     commit(
         repo,
@@ -257,7 +258,7 @@ def test_an_unhealthy_version_is_stopped_and_its_migration_undone(repo: Path) ->
     assert failed.returncode == 1
     assert "the new version did not become healthy" in failed.stderr
     assert "exited with code" in failed.stderr and "no such setting" in failed.stderr
-    assert health()["commit"] == before["commit"]
+    assert health(repo)["commit"] == before["commit"]
     assert psql(repo, "SELECT version_num FROM alembic_version") == "0003"
     assert (
         psql(repo, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'plays'")
@@ -304,7 +305,7 @@ def downgrade() -> None:
 @pytest.mark.parametrize("step", ["release", "health", "drain"])
 def test_a_deploy_killed_mid_step_is_reported_and_repaired(repo: Path, step: str) -> None:
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
-    first = health()["commit"]
+    first = health(repo)["commit"]
     main = (repo / "backend/src/plyr_backend/main.py").read_text()
     slow = {
         "release": {f"{VERSIONS}/0004_slow.py": SLOW_0004},
@@ -318,7 +319,7 @@ def test_a_deploy_killed_mid_step_is_reported_and_repaired(repo: Path, step: str
     deploy = deploy_until(repo, step)  # kill it as the step begins
     deploy.send_signal(signal.SIGKILL)
     deploy.communicate()
-    assert health()["commit"] in (first, second)  # never nothing: old or new serves
+    assert health(repo)["commit"] in (first, second)  # never nothing: old or new serves
     assert history(repo)[0]["state"] == "interrupted"
     shown = tiers("history", "staging", cwd=repo)
     assert "interrupted (tiers was stopped" in shown.stdout
@@ -330,7 +331,7 @@ def test_a_deploy_killed_mid_step_is_reported_and_repaired(repo: Path, step: str
     assert f"was interrupted during {step}" in repaired.stdout
     if step == "health":  # killed after its migration, before its switch
         assert "its migration was undone from the snapshot" in repaired.stdout
-    assert health()["commit"] == third
+    assert health(repo)["commit"] == third
     runs = history(repo)
     assert [r["state"] for r in runs] == ["succeeded", "interrupted", "succeeded"]
     status = json.loads(tiers("status", "--json", cwd=repo).stdout)
@@ -343,10 +344,9 @@ def test_up_deploys_what_the_trigger_follows_once(repo: Path) -> None:
     head = git(repo, "rev-parse", "HEAD")
     first = tiers("up", cwd=repo)
     assert first.returncode == 0, first.stderr
-    assert f"staging: up, deployed {head[:7]} (main)  {API}  http://localhost:15174" in (
-        first.stdout
-    )
-    assert health()["commit"] == head
+    urls = f"{api(repo)}  http://localhost:{port(repo, 5174)}"
+    assert f"staging: up, deployed {head[:7]} (main)  {urls}" in first.stdout
+    assert health(repo)["commit"] == head
     again = tiers("up", cwd=repo)
     assert again.returncode == 0, again.stderr
     assert f"staging: up, serving {head[:7]}" in again.stdout
@@ -366,20 +366,20 @@ def test_a_queued_deploy_waits_for_the_one_before(repo: Path) -> None:
 
 def test_rollback_serves_the_previous_release_and_guards_its_data(repo: Path) -> None:
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
-    first = health()["commit"]
+    first = health(repo)["commit"]
     commit(repo, "plays", {f"{VERSIONS}/0004_add_plays.py": MIGRATION_0004})
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
-    upload("has plays")
+    upload(repo, "has plays")
     refused = tiers("rollback", "staging", "--db", "downgrade", cwd=repo)
     assert refused.returncode == 1
     assert "downgrading to 0003 would drop tracks.plays (1 rows with values, revision 0004)" in (
         refused.stderr
     )
-    assert health()["migration_head"] == "0004"
+    assert health(repo)["migration_head"] == "0004"
 
     done = tiers("rollback", "staging", "--db", "downgrade", "--force", cwd=repo)
     assert done.returncode == 0, done.stderr
-    answer = health()
+    answer = health(repo)
     assert (answer["commit"], answer["migration_head"]) == (first, "0003")
     assert psql(repo, "SELECT title FROM tracks") == "has plays"  # the rows stay
     runs = history(repo)
@@ -395,24 +395,24 @@ def test_rollback_serves_the_previous_release_and_guards_its_data(repo: Path) ->
 
 def test_rollback_can_restore_the_snapshot_when_told_to(repo: Path) -> None:
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
-    first = health()["commit"]
+    first = health(repo)["commit"]
     commit(repo, "plays", {f"{VERSIONS}/0004_add_plays.py": MIGRATION_0004})
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
-    upload("written after the deploy")
+    upload(repo, "written after the deploy")
     refused = tiers("rollback", "staging", "--db", "restore", cwd=repo)
     assert refused.returncode == 1
     assert "discards every write to the database since; pass --force" in refused.stderr
     assert psql(repo, "SELECT count(*) FROM tracks") == "1"
     done = tiers("rollback", "staging", "--db", "restore", "--force", cwd=repo)
     assert done.returncode == 0, done.stderr
-    answer = health()
+    answer = health(repo)
     assert (answer["commit"], answer["migration_head"]) == (first, "0003")
     assert psql(repo, "SELECT count(*) FROM tracks") == "0"
 
 
 def test_sigterm_ends_a_deploy_cleanly_and_records_it(repo: Path) -> None:
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
-    first = health()["commit"]
+    first = health(repo)["commit"]
     main = (repo / "backend/src/plyr_backend/main.py").read_text()
     commit(
         repo,
@@ -426,7 +426,7 @@ def test_sigterm_ends_a_deploy_cleanly_and_records_it(repo: Path) -> None:
     deploy.send_signal(signal.SIGTERM)
     deploy.communicate(timeout=60)
     assert deploy.returncode != 0
-    assert health()["commit"] == first
+    assert health(repo)["commit"] == first
     last = history(repo)[0]
     assert (last["state"], last["error"]) == (
         "interrupted",
@@ -447,12 +447,12 @@ def test_a_team_state_store_on_postgresql_records_the_deploy(repo: Path, postgre
     assert not (repo / ".tiers/state.db").exists()  # the team's store, not a local file
     shown = tiers("history", "staging", "--json", "--state", postgres_url, cwd=repo)
     (run,) = json.loads(shown.stdout)
-    assert (run["state"], run["commit"]) == ("succeeded", health()["commit"])
+    assert (run["state"], run["commit"]) == ("succeeded", health(repo)["commit"])
 
 
 def test_a_failed_build_is_recorded_and_changes_nothing(repo: Path) -> None:
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
-    before = health()["commit"]
+    before = health(repo)["commit"]
     lock = (repo / "backend/requirements.lock").read_text()
     commit(repo, "a typo", {"backend/requirements.lock": lock + "no-such-package-tiers==0.0.1\n"})
     failed = tiers("deploy", "staging", cwd=repo)
@@ -460,7 +460,7 @@ def test_a_failed_build_is_recorded_and_changes_nothing(repo: Path) -> None:
     assert "backend: build: `python -m pip install --requirement requirements.lock` failed" in (
         failed.stderr
     )
-    assert health()["commit"] == before
+    assert health(repo)["commit"] == before
     last = history(repo)[0]
     assert last["state"] == "failed"
     assert [s["name"] for s in last["steps"] if s["outcome"] == "failed"] == ["build"]
@@ -468,7 +468,7 @@ def test_a_failed_build_is_recorded_and_changes_nothing(repo: Path) -> None:
 
 def test_up_keeps_a_deployed_release_whose_worker_once_crashed(repo: Path) -> None:
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
-    deployed = health()["commit"]
+    deployed = health(repo)["commit"]
     status = json.loads(tiers("status", "--json", cwd=repo).stdout)
     (worker,) = [p for e in status for p in e["processes"] if ".worker@" in p["name"]]
     children = Path(f"/proc/{worker['pid']}/task/{worker['pid']}/children").read_text().split()
@@ -477,14 +477,14 @@ def test_up_keeps_a_deployed_release_whose_worker_once_crashed(repo: Path) -> No
     again = tiers("up", "staging", cwd=repo)
     assert again.returncode == 0, again.stderr
     assert f"staging: up, serving {deployed[:7]}" in again.stdout
-    assert health()["commit"] == deployed
+    assert health(repo)["commit"] == deployed
 
 
 def test_a_tier_on_sqlite_deploys_and_snapshots_its_file(repo: Path) -> None:
     config = (repo / "tiers.toml").read_text()
     sqlite = config.replace(
         'database = { provider = "local", engine = "postgresql", name = "plyr-stg", '
-        'url = "postgresql://postgres@127.0.0.1:15434/plyr-stg" }',
+        f'url = "postgresql://postgres@127.0.0.1:{port(repo, 5434)}/plyr-stg" }}',
         'database = { provider = "local", engine = "sqlite", name = "plyr-stg", '
         'url = "sqlite:///plyr-stg.sqlite3" }',
     )
@@ -492,7 +492,28 @@ def test_a_tier_on_sqlite_deploys_and_snapshots_its_file(repo: Path) -> None:
     commit(repo, "staging on SQLite", {"tiers.toml": sqlite})
     done = tiers("deploy", "staging", cwd=repo)
     assert done.returncode == 0, done.stderr
-    assert health()["migration_head"] == "0003"
+    assert health(repo)["migration_head"] == "0003"
     state = repo / ".tiers/local/environments/staging"
     assert (state / "databases/plyr-stg.sqlite3").stat().st_size > 0
     assert [p.name for p in (state / "snapshots").iterdir()] == [f"{history(repo)[0]['id']}.dump"]
+
+
+def test_a_local_tier_once_frozen_at_a_release_runs_its_work_tree_again() -> None:
+    with example_copy("frozen", ("development",)) as project:
+        config = (project / "tiers.toml").read_text()
+        following = config.replace('trigger = "local"', 'trigger = { push = "main" }')
+        head = commit(project, "development follows main", {"tiers.toml": following})
+        assert tiers("deploy", "development", cwd=project).returncode == 0
+        url = f"http://localhost:{port(project, 8001)}/health"
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            assert json.loads(answer.read())["commit"] == head
+        (project / "tiers.toml").write_text(config)  # a local tier again
+
+        up = tiers("up", "development", cwd=project)
+        assert up.returncode == 0, up.stderr
+        assert "development: up, from the work tree" in up.stdout
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            assert json.loads(answer.read())["commit"] == "work-tree"
+        status = json.loads(tiers("status", "--json", cwd=project).stdout)
+        names = {p["name"] for env in status for p in env["processes"]}
+        assert names == {"development.backend.app", "development.backend.worker"}

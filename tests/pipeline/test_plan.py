@@ -24,7 +24,7 @@ def repo(tmp_path: Path) -> Path:
     return project
 
 
-@pytest.mark.parametrize("environment", ["development", "staging"])
+@pytest.mark.parametrize("environment", ["staging"])
 def test_the_plan_of_each_tier_is_as_recorded(repo: Path, environment: str) -> None:
     result = tiers("deploy", environment, "--dry-run", cwd=repo)
     assert result.returncode == 0, result.stderr
@@ -42,3 +42,15 @@ def test_production_waits_for_its_first_release(repo: Path) -> None:
     result = tiers("deploy", "production", "--dry-run", cwd=repo)
     assert result.returncode == 2
     assert "production deploys releases and none has been cut yet" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["deploy"], ["deploy", "--dry-run"], ["rollback"]])
+def test_a_tier_that_runs_the_work_tree_is_never_deployed(repo: Path, command: list[str]) -> None:
+    result = tiers(*command[:1], "development", *command[1:], cwd=repo)
+    assert result.returncode == 2
+    assert result.stderr == (
+        'error: development runs the work tree (trigger = "local") and is never deployed; '
+        "`tiers up development` runs it as the work tree is now (or `tiers dev`)\n"
+    )
+    assert not (repo / ".tiers/releases").exists()
+    assert not (repo / ".tiers/local").exists()

@@ -1,8 +1,8 @@
 """The git-driven flow for real: push → on-push deploys staging → `tiers release` tags,
 moves production-fe, pushes and deploys production → production serves what staging ran.
 
-The example runs here with staging and production on ports of their own (3xxxx), with a
-bare repository in a temporary directory as its remote.
+The example runs here with staging and production on free ports of their own (see
+tests/pipeline/example.py), with a bare repository in a temporary directory as its remote.
 """
 
 from __future__ import annotations
@@ -17,26 +17,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import tiers
-from tests.pipeline.example import example_repo, git
-
-PORTS = {
-    "8002": "38002",
-    "5174": "35174",
-    "5434": "35434",
-    "6381": "36381",
-    "8003": "38003",
-    "5175": "35175",
-    "5435": "35435",
-    "6382": "36382",
-}
-STAGING, PRODUCTION = "http://localhost:38002", "http://localhost:38003"
+from tests.pipeline.example import example_copy, git, port
 
 pytest.importorskip("fastapi", reason="the example's dependencies are not installed")
 
 
 @pytest.fixture
 def project() -> Iterator[Path]:
-    with example_repo("release", ("staging", "production"), PORTS) as project:
+    with example_copy("release", ("staging", "production")) as project:
         remote = project.parent / "remote.git"
         subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
         git(project, "remote", "add", "origin", str(remote))
@@ -44,8 +32,9 @@ def project() -> Iterator[Path]:
         yield project
 
 
-def health(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
+def health(project: Path, example_port: int) -> dict[str, Any]:
+    url = f"http://localhost:{port(project, example_port)}/health"
+    with urllib.request.urlopen(url, timeout=5) as answer:
         return dict(json.loads(answer.read()))
 
 
@@ -94,12 +83,15 @@ def test_push_release_and_production_serves_what_staging_ran(project: Path) -> N
     assert f"  {head[:7]} plyr (Ada)" in done.stdout  # the changelog
     assert remote_ref(project, f"refs/tags/{tag}")
     assert remote_ref(project, "refs/heads/production-fe") == head
-    staging, production = health(STAGING), health(PRODUCTION)
+    staging, production = health(project, 8002), health(project, 8003)
     assert (production["commit"], production["migration_head"], production["version"]) == (
         staging["commit"],
         staging["migration_head"],
         tag,
     )
+    same = tiers("diff", "staging", "production", "--exit-code", cwd=project)
+    assert same.returncode == 0, same.stdout  # production-fe is tracked by design
+    assert '    frontend.branch: (absent) | "production-fe"' in same.stdout
     replay = tiers("on-release", tag, cwd=project)
     assert f"production: already serves {tag}; nothing to do" in replay.stdout
 
@@ -148,7 +140,7 @@ def held_after_rollback(project: Path, tag: str, after: str) -> None:
     assert second.returncode == 0, second.stderr
     bad = git(project, "describe", "--tags", "--exact-match", after)
     assert tiers("rollback", "production", cwd=project).returncode == 0
-    assert health(PRODUCTION)["version"] == tag
+    assert health(project, 8003)["version"] == tag
     held = tiers("on-release", bad, cwd=project)
     assert held.returncode == 1
     assert f"production was rolled back from {bad}" in held.stderr
@@ -185,7 +177,10 @@ def test_release_refuses_before_changing_anything(project: Path, tmp_path: Path)
     head = git(project, "rev-parse", "HEAD")
     assert on_push(project, "0" * 40, head).returncode == 0
     assert tiers("down", cwd=project).returncode == 0
-    refused("staging is not healthy: backend http://localhost:38002/health does not answer")
+    refused(
+        f"staging is not healthy: backend http://localhost:{port(project, 8002)}/health "
+        "does not answer"
+    )
     assert tiers("up", "staging", cwd=project).returncode == 0  # the deployed release again
     git(project, "tag", "-a", "-m", "x", "not-a-release", head)  # other tags are fine
     git(project, "branch", "production-fe", "HEAD~1")
@@ -209,6 +204,20 @@ def test_release_refuses_before_changing_anything(project: Path, tmp_path: Path)
     assert "protected: releases need a review" in result.stderr
     assert remote_ref(project, f"refs/tags/{tag}") == ""
     assert history(project, "production") == []
+
+
+def test_tiers_own_state_is_not_a_change_to_the_work_tree(plyr: Path) -> None:
+    git(plyr.parent, "init", "-q", "-b", "main")  # no .gitignore: .tiers/ is untracked
+    git(plyr.parent, "add", "-A")
+    git(plyr.parent, "commit", "-q", "-m", "plyr")
+    assert tiers("history", "staging").returncode == 0
+    assert (plyr.parent / ".tiers/state.db").exists()
+    result = tiers("release")
+    assert result.returncode == 1
+    assert "main has no upstream" in result.stderr  # the next check: the tree is clean
+    (plyr.parent / "notes.txt").write_text("a real change\n")
+    result = tiers("release")
+    assert "the work tree has changes (notes.txt); commit or stash them first" in result.stderr
 
 
 def test_release_outside_git_says_so(plyr: Path) -> None:

@@ -1,19 +1,16 @@
 """`tiers up` runs the example's three tiers for real; `tiers down` leaves nothing behind.
 
-These tests use the example's fixed ports, so they take turns: each holds a lock on a file
-that every pytest worker (and every concurrent pytest run) shares.
+Each test runs a copy of the example on free ports of its own (``port(project, 8002)`` for
+the example's 8002), so they run side by side and beside the example's own demo.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,8 +21,8 @@ import pytest
 
 from tests.conftest import tiers
 from tests.examples.test_plyr_app import wav_bytes
+from tests.pipeline.example import example_copy, port
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plyr"
 PORTS = {"development": (8001, 5173), "staging": (8002, 5174), "production": (8003, 5175)}
 BUCKETS = {"development": "audio-dev", "staging": "audio-staging", "production": "audio-prod"}
 
@@ -33,25 +30,16 @@ pytest.importorskip("fastapi", reason="the example's dependencies are not instal
 
 
 @pytest.fixture
-def ports() -> Iterator[None]:
-    """The example's ports, for this test alone."""
-    with (Path(tempfile.gettempdir()) / "tiers-plyr-ports.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
+def project() -> Iterator[Path]:
+    """The example, every tier, outside git (so each runs its work tree)."""
+    with example_copy("up", tuple(PORTS), commit=False) as project:
+        yield project
 
 
-@pytest.fixture
-def project(ports: None) -> Iterator[Path]:
-    # PostgreSQL runs as an unprivileged user under root, so every directory on the way
-    # to its data must be enterable: pytest's own temporary directories are not.
-    top = Path(tempfile.mkdtemp(prefix="tiers-up-"))
-    top.chmod(0o711)
-    shutil.copytree(EXAMPLE, top / "plyr", ignore=shutil.ignore_patterns(".tiers", "data"))
-    yield top / "plyr"
-    tiers("down", cwd=top / "plyr")
-    for pid in pids(top, ""):  # a failed test must not leave a worker on a shared port
-        os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(top, ignore_errors=True)
+def ports(project: Path, environment: str) -> tuple[int, int]:
+    """The ports of the environment's backend and frontend in this copy."""
+    api, web = PORTS[environment]
+    return port(project, api), port(project, web)
 
 
 def health(port: int, timeout: float = 30) -> dict[str, str]:
@@ -152,17 +140,21 @@ def test_up_serves_each_tier_with_its_own_backend_and_down_stops_all(project: Pa
     result = tiers("up", cwd=project)
     assert result.returncode == 0, result.stderr
     assert (
-        "staging: up, from the work tree  http://localhost:8002  http://localhost:5174"
+        "staging: up, from the work tree  http://localhost:{}  http://localhost:{}".format(
+            *ports(project, "staging")
+        )
         in result.stdout
     )
-    for environment, (api, web) in PORTS.items():
+    for environment in PORTS:
+        api, web = ports(project, environment)
         answer = health(api)
         assert (answer["environment"], answer["status"]) == (environment, "ok")
         assert answer["migration_head"] == "0003"
         with urllib.request.urlopen(f"http://localhost:{web}/config.js", timeout=3) as page:
             assert f'window.PUBLIC_API_URL = "http://localhost:{api}";' in page.read().decode()
         # the browser lets each frontend call its own backend, and no other
-        for other, (other_api, _) in PORTS.items():
+        for other in PORTS:
+            other_api, _ = ports(project, other)
             allowed = cors(other_api, f"http://localhost:{web}")
             assert allowed == (other == environment), (environment, other)
     again = tiers("up", "staging", cwd=project)  # idempotent
@@ -193,7 +185,7 @@ def test_a_track_uploaded_to_staging_lives_in_staging_only(project: Path) -> Non
     assert tiers("up", cwd=project).returncode == 0
     audio = wav_bytes(1.5)
     answer = httpx.post(
-        "http://localhost:8002/tracks",
+        f"http://localhost:{port(project, 8002)}/tracks",
         data={"title": "staging only"},
         files={"audio": ("take.wav", audio, "audio/wav")},
         timeout=10,
@@ -201,7 +193,8 @@ def test_a_track_uploaded_to_staging_lives_in_staging_only(project: Path) -> Non
     assert answer.status_code == 201, answer.text
     track = answer.json()
     assert track["uri"] == f"at://fm.plyr.stg/track/{track['id']}"
-    for environment, (api, _) in PORTS.items():
+    for environment in PORTS:
+        api, _ = ports(project, environment)
         titles = [t["title"] for t in httpx.get(f"http://localhost:{api}/tracks").json()]
         rows = psql(project, environment, "SELECT title FROM tracks")
         bucket = project / ".tiers/local/environments" / environment / "buckets"
@@ -211,7 +204,7 @@ def test_a_track_uploaded_to_staging_lives_in_staging_only(project: Path) -> Non
         else:
             assert (titles, rows, files) == ([], [], []), environment
     # staging's worker, on staging's redis, measured it
-    assert wait_for(lambda: measured(8002, track["id"])) == 1.5
+    assert wait_for(lambda: measured(port(project, 8002), track["id"])) == 1.5
 
 
 def test_a_crashed_worker_is_restarted_and_a_killed_supervisor_recovered(project: Path) -> None:
@@ -227,7 +220,7 @@ def test_a_crashed_worker_is_restarted_and_a_killed_supervisor_recovered(project
         )
     )
     assert restarted["pid"] != worker["pid"]
-    assert health(8002)["environment"] == "staging"
+    assert health(port(project, 8002))["environment"] == "staging"
 
     supervisor = int((project / ".tiers/local/supervisor.pid").read_text())
     os.kill(supervisor, signal.SIGKILL)
@@ -237,34 +230,69 @@ def test_a_crashed_worker_is_restarted_and_a_killed_supervisor_recovered(project
     assert "staging.backend.app" not in status.stdout
     again = tiers("up", "staging", cwd=project)
     assert again.returncode == 0, again.stderr
-    assert health(8002)["environment"] == "staging"
+    assert health(port(project, 8002))["environment"] == "staging"
     assert len(pids(project, "uvicorn")) == 1
     assert len(pids(project, "plyr_backend.worker")) == 1
 
 
-def test_dev_runs_the_local_tier_in_the_foreground_until_ctrl_c(project: Path) -> None:
-    import signal
-    import subprocess
-    import sys
+def environ(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().partition("=")[::2] for item in raw if item)
 
+
+def test_processes_get_what_tiers_gives_them_not_the_callers_shell(project: Path) -> None:
+    edit(
+        project,
+        (
+            'release_command = "python -m alembic upgrade head"',
+            'release_command = "env > release.env && python -m alembic upgrade head"',
+        ),
+    )
+    result = tiers("up", "staging", cwd=project, env={"SOME_CALLER_SECRET": "x"})
+    assert result.returncode == 0, result.stderr
+    (app,) = pids(project, "uvicorn")
+    given = environ(app)
+    assert "SOME_CALLER_SECRET" not in given
+    assert (given["TIERS_ENVIRONMENT"], given["ATPROTO_APP_NAMESPACE"]) == (
+        "staging",
+        "fm.plyr.stg",
+    )
+    assert given["PORT"] and given["PATH"] and given["HOME"]
+    release = dict(
+        line.partition("=")[::2]
+        for line in (project / "backend/release.env").read_text().splitlines()
+    )
+    assert "SOME_CALLER_SECRET" not in release
+    assert release["DOCKET_URL"] == f"redis://127.0.0.1:{port(project, 6381)}/0"
+
+
+def test_dev_runs_the_local_tier_in_the_foreground_until_ctrl_c(project: Path) -> None:
+    import subprocess
+
+    logs = project / ".tiers/local/logs"
+    logs.mkdir(parents=True)
+    (logs / "development.backend.app.log").write_text("a line from an earlier run\n")
     dev = subprocess.Popen(
         [sys.executable, "-m", "tiers", "dev"],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # a group of its own, as a terminal gives a command
     )
     try:
-        assert health(8001)["environment"] == "development"
+        assert health(port(project, 8001))["environment"] == "development"
         time.sleep(1)  # let a log line or two through
     finally:
-        dev.send_signal(signal.SIGINT)
+        os.killpg(dev.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
         out, err = dev.communicate(timeout=60)
     assert dev.returncode == 0, err
-    assert "development: http://localhost:8001  http://localhost:5173  (Ctrl-C stops)" in out
-    assert "backend.app" in out
+    urls = "http://localhost:{}  http://localhost:{}".format(*ports(project, "development"))
+    assert f"development: {urls}  (Ctrl-C stops)" in out
+    assert "backend.app" in out and "Application startup complete" in out
+    assert "a line from an earlier run" not in out  # only what this run wrote
     assert out.rstrip().endswith("development: stopped")
-    assert gone(project, keep=("caddy", "tiers.platforms")) == []
+    assert gone(project) == []  # no supervisor, no Caddy, no server left
 
 
 # -- faults: each refused with the environment, the part and the cause ---------------------
@@ -282,12 +310,12 @@ def edit(project: Path, *pairs: tuple[str, str]) -> None:
 def test_a_taken_port_is_named_before_anything_starts(project: Path) -> None:
     with socket.socket() as squatter:
         squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", 5174))
+        squatter.bind(("127.0.0.1", web := port(project, 5174)))
         squatter.listen()
         result = tiers("up", "staging", cwd=project)
     assert result.returncode == 1
     assert (
-        "staging: frontend: port 5174 (http://localhost:5174) is taken by another process; "
+        f"staging: frontend: port {web} (http://localhost:{web}) is taken by another process; "
         "stop it or give environments.staging.frontend.url another port"
     ) in result.stderr
     assert gone(project, keep=("caddy",), timeout=0) == []
@@ -308,7 +336,7 @@ def test_an_unreachable_postgresql_is_named_with_the_key_to_fix(project: Path) -
         project,
         (
             'database = { provider = "local", engine = "postgresql", name = "plyr-stg", '
-            'url = "postgresql://postgres@127.0.0.1:5434/plyr-stg" }',
+            f'url = "postgresql://postgres@127.0.0.1:{port(project, 5434)}/plyr-stg" }}',
             'database = { provider = "neon", name = "plyr-stg", '
             'url = "postgresql://postgres@127.0.0.1:1/plyr-stg" }',
         ),
@@ -332,7 +360,7 @@ def test_a_crash_on_start_shows_its_log_and_other_tiers_keep_running(project: Pa
         ),
         (
             'database = { provider = "local", engine = "postgresql", name = "plyr-dev", '
-            'url = "postgresql://postgres@127.0.0.1:5433/plyr-dev" }',
+            f'url = "postgresql://postgres@127.0.0.1:{port(project, 5433)}/plyr-dev" }}',
             'database = { provider = "local", engine = "sqlite", name = "plyr-dev", '
             'url = "sqlite:///plyr-dev.sqlite3" }',
         ),
@@ -340,7 +368,9 @@ def test_a_crash_on_start_shows_its_log_and_other_tiers_keep_running(project: Pa
     result = tiers("up", "development", "staging", cwd=project)
     assert result.returncode == 1
     assert (
-        "development: up, from the work tree  http://localhost:8001  http://localhost:5173"
+        "development: up, from the work tree  http://localhost:{}  http://localhost:{}".format(
+            *ports(project, "development")
+        )
         in result.stdout
     )
     assert (
@@ -349,7 +379,7 @@ def test_a_crash_on_start_shows_its_log_and_other_tiers_keep_running(project: Pa
     ) in result.stderr
     assert "error: cannot reach the queue" in result.stderr
     assert "staging did not start (see above)" in result.stderr
-    answer = health(8001)
+    answer = health(port(project, 8001))
     assert (answer["environment"], answer["migration_head"]) == ("development", "0003")
     database = project / ".tiers/local/environments/development/databases/plyr-dev.sqlite3"
     assert database.stat().st_size > 0

@@ -57,7 +57,7 @@ def commit(repo: Path, subject: str) -> str:
 def project(plyr: Path) -> Path:
     """The plyr example's tiers.toml, committed as the first commit of a new repository."""
     root = plyr.parent
-    (root / ".gitignore").write_text(".tiers/\n.tiers-home/\n")
+    (root / ".gitignore").write_text(".tiers/\n")
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "Start plyr")
@@ -186,6 +186,29 @@ def test_equal_commits_say_same_commit_and_do_not_drift(project: Path, store: St
     assert "only in" not in result.stdout
 
 
+def test_a_branch_only_production_tracks_is_shown_but_is_no_drift(
+    project: Path, store: StateStore, edit: Edit
+) -> None:
+    # staging's frontend deploys what it is given; production's tracks its release branch
+    edit(('project = "plyr-fm-stg"\nbranch = "main"\n', 'project = "plyr-fm-stg"\n'))
+    sha = git(project, "rev-parse", "HEAD")
+    record(store, "staging", sha)
+    record(store, "production", sha)
+
+    result = tiers("diff", "staging", "production", "--exit-code")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '    frontend.branch: (absent) | "production-fe"' in result.stdout
+    assert "only in" not in result.stdout
+    data = json.loads(tiers("diff", "staging", "production", "--json").stdout)
+    keys = {k["key"]: k for k in data["configuration"]["keys"]}
+    assert (keys["frontend.branch"]["only_in"], keys["frontend.branch"]["designed"]) == (
+        "production",
+        True,
+    )
+    assert data["drifted"] is False
+
+
 def test_exit_code_makes_a_drift_exit_1(project: Path, store: StateStore) -> None:
     two_ahead(project, store)
     assert tiers("diff", "staging", "production").returncode == 0  # a report
@@ -242,6 +265,7 @@ def test_a_variable_and_a_secret_only_staging_has_are_listed_apart(
             "b": None,
             "only_in": "staging",
             "listed": False,
+            "designed": False,
         },
         {
             "key": "backend.secrets.PLAYS_TOKEN",
@@ -250,6 +274,7 @@ def test_a_variable_and_a_secret_only_staging_has_are_listed_apart(
             "b": None,
             "only_in": "staging",
             "listed": True,
+            "designed": False,
         },
     ]
     assert data["configuration"]["config_sha256_same"] is False

@@ -23,8 +23,9 @@ def diff(
         typer.Option(
             "--exit-code",
             help="Exit 1 when they drift: other commits, migration heads or services, a "
-            "configuration key only one has, or one never deployed (values that differ "
-            "between tiers by design, such as URLs, do not count).",
+            "configuration key only one has, or one never deployed (what differs between "
+            "tiers by design does not count: values, and a binding's app, project, "
+            "branch and URLs).",
         ),
     ] = False,
     config: io.ConfigOption = Path("tiers.toml"),

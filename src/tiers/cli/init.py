@@ -23,6 +23,10 @@ def init(
 ) -> None:
     """Write a commented tiers.toml (refuses to overwrite without --force)."""
     from tiers.config.templates import write
+    from tiers.gitignore import ignore_state
 
     written = write(config, example=example, force=force)
+    ignored = ignore_state(written.parent)
     io.out(f"wrote {written}; next: `tiers check`, then `tiers docs`")
+    if ignored:
+        io.out(f"added .tiers/ (tiers' own state) to {ignored}")

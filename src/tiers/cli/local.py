@@ -73,17 +73,34 @@ def status(
     state: io.StateOption = None,
     json_: io.JsonOption = False,
 ) -> None:
-    """Every environment: processes, health, URLs, version, migration head, last deploy."""
+    """Every environment: processes, health, URLs, version, migration head, last deploy.
+
+    Exits 1 when a tier that was brought up or deployed (and not stopped since) does not
+    serve: a process not running, a health path that does not answer 2xx.
+    """
+    from tiers.errors import OperationError
+
     platform = _platform(config)
     report = platform.status()
     _deployments(report, platform, state)
     if json_:
         io.out(json.dumps(report, indent=2))
-        return
+    else:
+        _render(report)
+    failing = [env["environment"] for env in report if env["problems"]]
+    if failing:
+        raise OperationError(
+            f"{', '.join(failing)} should serve and does not; `tiers up {' '.join(failing)}`"
+        )
+
+
+def _render(report: list[dict[str, Any]]) -> None:
     if report and report[0]["supervisor"] != "running":
         io.out("the supervisor is not running: no process of this project runs; `tiers up`")
     for env in report:
-        io.out(env["environment"])
+        name, problems = env["environment"], env["problems"]
+        shown = {"serving": "serving", "stopped": "not running"}.get(env["state"])
+        io.out(f"{name}: {shown or 'not serving: ' + '; '.join(problems)}")
         if deployed := env.get("deployment"):
             io.out(
                 f"  deployment {deployed['id']} ({deployed['kind']}): {deployed['version']} "
@@ -93,12 +110,12 @@ def status(
             io.out(f"  {summary}")
         for p in env["processes"]:
             io.out(f"  {p['name']}: {p['state']} pid {p['pid']} restarts {p['restarts']}")
-        for name, s in env["services"].items():
-            health = s["health"] or {}
+        for service, s in env["services"].items():
+            fields = s["health"] or {}
             detail = " ".join(
-                f"{k}={health[k]}" for k in ("status", "version", "migration_head") if k in health
+                f"{k}={v}" for k, v in fields.items() if isinstance(v, str | int | float | bool)
             )
-            io.out(f"  {name} {s['url']}: {detail or 'no health path'}")
+            io.out(f"  {service} {s['url']}: {s['answer']}{'  ' + detail if detail else ''}")
 
 
 def _deployments(report: list[dict[str, Any]], platform: LocalPlatform, state: str | None) -> None:
@@ -153,7 +170,7 @@ def dev(
 ) -> None:
     """Run the local tier in the foreground, logs multiplexed; Ctrl-C stops it."""
     from tiers.errors import UsageError
-    from tiers.platforms.local.logs import follow_logs, log_files
+    from tiers.platforms.local.logs import follow_logs, log_files, log_sizes
 
     platform = _platform(config)
     local = [e for e in platform.config.environments.values() if e.local]
@@ -163,13 +180,15 @@ def dev(
     unknown = [s for s in with_ or [] if s not in platform.config.services]
     if unknown:
         raise UsageError(f"--with {unknown[0]}: no such service")
-    platform.up(name, with_optional=tuple(with_ or ()))
-    urls = [b.url for b in local[0].services.values() if b.url]
-    io.out(f"{name}: {'  '.join(urls)}  (Ctrl-C stops)")
+    since = log_sizes(platform, name)  # what an earlier run wrote is not shown again
     try:
-        follow_logs(log_files(platform, name, None), 0, True, io.raw, colour=io.colour())
+        platform.up(name, with_optional=tuple(with_ or ()))
+        urls = [b.url for b in local[0].services.values() if b.url]
+        io.out(f"{name}: {'  '.join(urls)}  (Ctrl-C stops)")
+        files = log_files(platform, name, None)
+        follow_logs(files, 0, True, io.raw, colour=io.colour(), since=since)
     except KeyboardInterrupt:
         pass
     finally:
-        platform.stop_environment(name)
+        platform.stop_environment(name)  # and the supervisor and Caddy, if nothing else runs
         io.out(f"{name}: stopped")

@@ -125,7 +125,19 @@ class Pipeline:
             raise UsageError(f"{env.name} has no service on the local platform to deploy")
         return sorted(found, key=lambda s: self.config.services[s].kind == "frontend")
 
+    def deployable(self, name: str) -> Environment:
+        """The environment ``name``, refused when it runs the work tree (a deploy would
+        freeze it at one commit, and nothing would bring the work tree back)."""
+        env = self.environment(name)
+        if env.local:
+            raise UsageError(
+                f'{name} runs the work tree (trigger = "local") and is never deployed; '
+                f"`tiers up {name}` runs it as the work tree is now (or `tiers dev`)"
+            )
+        return env
+
     def target(self, env: Environment, ref: str | None) -> Target:
+        self.deployable(env.name)
         repo = Repo.find(self.project_dir)
         ref = ref or self._default_ref(env, repo)
         commit = repo.resolve(ref)
@@ -194,7 +206,7 @@ class Pipeline:
         """
         env = self.environment(environment)
         deployed = [i for i in self.releases.live(environment).values() if i.tag]
-        if deployed:
+        if deployed and not env.local:  # a local tier frozen once runs its work tree again
             with self._lock(environment, wait=True):
                 self.platform.prepare(environment)
                 self.repair(environment)
@@ -243,6 +255,7 @@ class Pipeline:
         a rollback. With ``unless_served``, nothing happens (None) when, once the lock is
         ours, the environment already serves the target or a commit containing it.
         """
+        env = self.deployable(environment)  # refused before anything else
         if self.shipped is None or self.shipped.commit != target.commit:
             return self.at(target, forced).ship(
                 environment,
@@ -252,7 +265,6 @@ class Pipeline:
                 forced=forced,
                 unless_served=unless_served,
             )
-        env = self.environment(environment)
         services = self._chosen(env, services)
         with self._lock(environment, wait) as lease:
             self.platform.prepare(environment)  # the database must answer from here on

@@ -45,7 +45,7 @@ def rollback(
     code never runs on the older one. A downgrade is snapshotted first and the snapshot
     restored if it fails.
     """
-    pipeline.environment(environment)
+    pipeline.deployable(environment)
     with pipeline._lock(environment, wait) as lease:
         pipeline.platform.prepare(environment)
         pipeline.repair(environment)

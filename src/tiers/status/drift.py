@@ -18,7 +18,9 @@ comparison covers:
 
 ``Drift.drifted`` is what ``tiers diff --exit-code`` exits 1 on: different commits,
 migration heads or services, a key only one side has, or a side never deployed. Values
-that differ on a key both have do not count: tiers differ there on purpose.
+that differ on a key both have do not count: tiers differ there on purpose. Nor does a
+binding key that names the tier's own place (its app, project, tracked branch or URLs),
+which one tier may set and another not: it is listed with the values that differ.
 
 >>> drift = diff(config, Path("."), store, "staging", "production")   # doctest: +SKIP
 >>> [c.subject for c in drift.commits.a_only]
@@ -56,6 +58,10 @@ __all__ = [
 
 SHOWN_COMMITS = 20  # subjects listed per direction in the text rendering
 _RESOURCES = ("database", "redis", "storage")
+# Binding keys each tier sets for itself: they differ, or exist on one side only, by design.
+_DESIGNED = frozenset(
+    {"app", "project", "branch", "url", "platform_url", "api_url", "frontend_url"}
+)
 
 Section = Literal["binding", "resource"]
 
@@ -173,6 +179,11 @@ class KeyDiff:
     only_in: str | None = None
     listed: bool = False
 
+    @property
+    def designed(self) -> bool:
+        """A key that differs between tiers by design (a binding's app, branch, URLs)."""
+        return self.section == "binding" and self.key.partition(".")[2] in _DESIGNED
+
     def to_json(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -181,6 +192,7 @@ class KeyDiff:
             "b": self.b,
             "only_in": self.only_in,
             "listed": self.listed,
+            "designed": self.designed,
         }
 
 
@@ -218,7 +230,7 @@ class Drift:
             or not self.migrations_same
             or self.a_only_services
             or self.b_only_services
-            or any(k.only_in for k in self.configuration)
+            or any(k.only_in and not k.designed for k in self.configuration)
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -565,13 +577,13 @@ def _configuration_lines(drift: Drift) -> list[str]:
         return [f"configuration: no difference ({same[drift.config_same]})"]
     lines = [f"configuration: {same[drift.config_same]} between the two deployments"]
     for name in (a, b):
-        only = [k for k in keys if k.only_in == name]
+        only = [k for k in keys if k.only_in == name and not k.designed]
         if only:
             lines.append(f"  only in {name}:")
             for k in only:
                 value = k.a if name == a else k.b
                 lines.append(f"    {k.key}" if k.listed else f"    {k.key} = {_value(value)}")
-    values = [k for k in keys if k.only_in is None]
+    values = [k for k in keys if k.only_in is None or k.designed]
     if values:
         lines.append(f"  values that differ ({a} | {b}; expected between tiers):")
         for k in values:

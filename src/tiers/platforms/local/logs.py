@@ -14,7 +14,7 @@ from tiers.platforms.local.supervisor import tail
 if TYPE_CHECKING:
     from tiers.platforms.local.platform import LocalPlatform
 
-__all__ = ["follow_logs", "log_files"]
+__all__ = ["follow_logs", "log_files", "log_sizes"]
 
 _COLOURS = ("36", "33", "32", "35", "34", "31")  # cyan, yellow, green, magenta, blue, red
 
@@ -55,6 +55,15 @@ def log_files(platform: LocalPlatform, environment: str, process: str | None) ->
     return {process: found[process]}
 
 
+def log_sizes(platform: LocalPlatform, environment: str) -> dict[Path, int]:
+    """How long each log of ``environment`` is now: where lines written from now on begin."""
+    return {
+        path: path.stat().st_size
+        for path in (platform.state / "logs").glob(f"{environment}.*.log")
+        if path.is_file()
+    }
+
+
 def _mtime(path: Path) -> float:
     try:
         return path.stat().st_mtime
@@ -69,8 +78,12 @@ def follow_logs(
     emit: Callable[[str], None],
     *,
     colour: bool = False,
+    since: dict[Path, int] | None = None,
 ) -> None:
     """Print the last ``lines`` of each file; with ``follow``, keep printing until Ctrl-C.
+
+    With ``since`` (from ``log_sizes``), what each file got since then is printed instead
+    of its last lines (a file that was not there yet: all of it).
 
     Each line starts with its process's name, padded, and with ``colour`` in a colour of
     its own (ANSI), as foreman and honcho do.
@@ -86,19 +99,38 @@ def follow_logs(
     }
     offsets = {}
     for name, path in files.items():
+        if since is not None:
+            offsets[name] = since.get(path, 0)
+            continue
         for line in tail(path, lines):
             emit(f"{prefix[name]} {line}")
-        offsets[name] = path.stat().st_size if path.exists() else 0
+        offsets[name] = _size(path)
+    if since is not None:
+        _print_new(files, offsets, prefix, emit)
     while follow:
         time.sleep(0.2)
-        for name, path in files.items():
-            size = path.stat().st_size if path.exists() else 0
-            if size < offsets[name]:
-                offsets[name] = 0  # the log was truncated
-            if size > offsets[name]:
-                with path.open("rb") as handle:
-                    handle.seek(offsets[name])
-                    chunk = handle.read().decode("utf-8", "replace")
-                offsets[name] = size
-                for line in chunk.splitlines():
-                    emit(f"{prefix[name]} {line}")
+        _print_new(files, offsets, prefix, emit)
+
+
+def _print_new(
+    files: dict[str, Path],
+    offsets: dict[str, int],
+    prefix: dict[str, str],
+    emit: Callable[[str], None],
+) -> None:
+    """Print what each file got past its offset, and move the offset on."""
+    for name, path in files.items():
+        size = _size(path)
+        if size < offsets[name]:
+            offsets[name] = 0  # the log was truncated
+        if size > offsets[name]:
+            with path.open("rb") as handle:
+                handle.seek(offsets[name])
+                chunk = handle.read().decode("utf-8", "replace")
+            offsets[name] = size
+            for line in chunk.splitlines():
+                emit(f"{prefix[name]} {line}")
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0

@@ -20,6 +20,7 @@ import signal
 import socket
 import sqlite3
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ __all__ = ["LocalPlatform"]
 HEALTH_TIMEOUT = 60.0
 STEADY = 1.5  # seconds a process without a health path must stay up to count as started
 _LOG_LINES = 15
+_STOPPED = "stopped"  # in an environment's directory: brought down on purpose
 
 
 class LocalPlatform:
@@ -117,6 +119,7 @@ class LocalPlatform:
         ]
         caddy = self.caddy()
         started: list[str] = []
+        self._stopped(env, False)
         try:
             self._preflight(env, services, caddy)
             self._data(env)
@@ -135,6 +138,7 @@ class LocalPlatform:
         """Start what a release of ``environment`` runs on: its data services, the
         supervisor and Caddy (the pipeline then starts the release itself)."""
         env = self.config.environments[environment]
+        self._stopped(env, False)
         try:
             self._data(env)
             if not self.supervisor.alive():
@@ -227,13 +231,36 @@ class LocalPlatform:
                     self.supervisor.stop(process["name"])
 
     def stop_environment(self, environment: str) -> None:
-        """Stop one environment's processes and data services (data stays on disk)."""
+        """Stop one environment's processes, sites and data services (data stays on disk),
+        and the supervisor and Caddy too when nothing else of the project runs."""
         env = self.config.environments[environment]
+        self._stopped(env, True)
         self._stop_processes(environment)
+        caddy = self.caddy()
+        if caddy.running():
+            for service in env.services:
+                caddy.remove_site(f"{environment}-{service}")
         if (redis := self.redis(env)) is not None:
             redis.stop()
         if (found := self.postgres(env)) is not None:
             found[0].stop()
+        if self.supervisor.alive() and not self.supervisor.processes():
+            self._stop_supervisor()
+        if caddy.running() and not caddy.sites():
+            caddy.stop()
+
+    def _stop_supervisor(self) -> None:
+        pid_file = self.state / "supervisor.pid"
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+    def _stopped(self, env: Environment, stopped: bool) -> None:
+        """Record whether ``env`` was brought down on purpose (then it need not serve)."""
+        marker = self.env_dir(env) / _STOPPED
+        if not stopped:
+            marker.unlink(missing_ok=True)
+        elif marker.parent.is_dir():
+            marker.touch()
 
     def _service(self, env: Environment, service: str, release: Release) -> list[str]:
         """Serve ``service``: a deployed release keeps serving (restarted if it stopped);
@@ -241,7 +268,7 @@ class LocalPlatform:
         processes it started."""
         releases = LocalReleases(self)
         live = releases.live(env.name).get(service)
-        if live is not None and live.tag:
+        if live is not None and live.tag and not env.local:
             started: list[str] = []
             if not releases.running(live):
                 venv = Path(live.venv) if live.venv else None
@@ -254,50 +281,95 @@ class LocalPlatform:
         instance = releases.start(
             env.name, service, release, self.project_dir, None, tag="", dev=env.local
         )
-        releases.switch(instance)
+        previous = releases.switch(instance)
+        if previous is not None and previous.tag:  # a release a local tier was frozen at
+            releases.stop(previous, switched=True)
         return list(instance.processes)
 
     def status(self) -> list[dict[str, Any]]:
-        """Each environment: its processes (from the supervisor) and what /health answers."""
+        """Each environment: its processes (from this project's supervisor), its services'
+        health (each asked through this project's Caddy site, so a port another project
+        serves never counts) and ``problems``: why a tier that should serve (brought up or
+        deployed, and not stopped since) does not. Nothing is asked when nothing runs."""
         running = self.supervisor.processes() if self.supervisor.alive() else None
+        sites = self._own_sites()
+        releases = LocalReleases(self)
         out = []
         for env in self.config.environments.values():
             processes = [p for p in running or [] if p["name"].startswith(f"{env.name}.")]
             services = {
-                name: {"url": b.url, "health": self._health(name, b.url)}
+                name: {"url": b.url, **self._health(env, name, sites.get(f"{env.name}-{name}"))}
                 for name, b in env.services.items()
                 if b.platform == "local" and b.url
             }
+            live = releases.live(env.name)
+            stopped = (self.env_dir(env) / _STOPPED).exists()
+            should = bool(live) and not stopped
+            problems = [
+                f"{name} {services[name]['answer']}"
+                for name in live
+                if name in services and not services[name]["healthy"]
+            ] + [f"{p['name']} is {p['state']}" for p in processes if p["state"] != "running"]
             out.append(
                 {
                     "environment": env.name,
                     "supervisor": "running" if running is not None else "not running",
+                    "state": ("serving" if not problems else "failing") if should else "stopped",
+                    "problems": problems if should else [],
                     "processes": processes,
                     "services": services,
                 }
             )
         return out
 
-    def _health(self, service: str, url: str) -> dict[str, Any] | None:
+    def _own_sites(self) -> dict[str, Any]:
+        """This project's Caddy sites by name; none when its Caddy does not run (and no
+        state is written just to find that out)."""
+        if not (self.state / "caddy" / "admin.port").exists():
+            return {}
+        caddy = self.caddy()
+        return dict(caddy.sites()) if caddy.running() else {}
+
+    def _health(self, env: Environment, service: str, site: Any) -> dict[str, Any]:
+        """Whether the service answers: any 2xx to its health path is healthy, whatever the
+        body; the fields of a JSON object answer are kept in ``health``."""
         path = self.config.services[service].health
-        if not path:
-            return None
+        if site is None:
+            return {"healthy": False, "answer": "not served", "health": None}
+        if not path or site.upstream is None:
+            return {"healthy": True, "answer": "served", "health": None}
+        url = env.services[service].url or ""
+        request = urllib.request.Request(
+            f"http://{site.upstream}{path}", headers={"Host": urlsplit(url).netloc}
+        )
         try:
-            with urllib.request.urlopen(url + path, timeout=2) as response:
-                return dict(json.loads(response.read()))
+            with urllib.request.urlopen(request, timeout=2) as response:
+                code, body = response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            code, body = exc.code, exc.read()
         except (OSError, ValueError) as exc:
-            return {"status": "unreachable", "error": str(exc)}
+            reason = getattr(exc, "reason", None) or exc
+            reason = getattr(reason, "strerror", None) or reason
+            return {"healthy": False, "answer": f"does not answer ({reason})", "health": None}
+        try:
+            fields = json.loads(body)
+        except ValueError:
+            fields = None
+        return {
+            "healthy": 200 <= code < 300,
+            "answer": f"HTTP {code}",
+            "health": fields if isinstance(fields, dict) and fields else None,
+        }
 
     def down(self) -> None:
         """Stop every process, site and data service of every environment."""
         if self.supervisor.alive():
             for process in self.supervisor.processes():
                 self.supervisor.stop(process["name"])
-            pid_file = self.state / "supervisor.pid"
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
-                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+            self._stop_supervisor()
         self.caddy().stop()
         for env in self.config.environments.values():
+            self._stopped(env, True)
             if (redis := self.redis(env)) is not None:
                 redis.stop()
             if (found := self.postgres(env)) is not None:

@@ -8,8 +8,9 @@ client connection is dropped, and the old instance is stopped only afterwards (S
 the server finishes the requests it has, then exits).
 
 A service with a ``lock`` file builds into a virtualenv keyed by that file's content (and
-the build command and Python version), kept under the user's cache and shared by every
-release and project: a code-only deploy reuses it and takes seconds.
+the build command and Python version), kept under the user's cache (``cache_dir()``:
+``$TIERS_HOME``, by default ``~/.cache/tiers``) and shared by every release and project:
+a code-only deploy reuses it and takes seconds.
 
 >>> releases = LocalReleases(platform)                                   # doctest: +SKIP
 >>> instance = releases.start("staging", "backend", release, source, venv, tag="12")
@@ -51,6 +52,8 @@ BUILD_TIMEOUT = 1800
 STOP_GRACE = 10.0
 SETTLE = 1.0  # seconds between a switch and the old instance's SIGTERM
 _LOG_LINES = 20
+# All a process takes from whoever ran tiers (PATH too, after its own bin directory).
+_PASSED = ("HOME", "LANG", "LC_ALL", "TZ")
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,10 @@ class Instance:
 
 
 def cache_dir() -> Path:
-    """Where built environments are kept: ``$XDG_CACHE_HOME/tiers`` (``~/.cache/tiers``)."""
+    """Where tiers keeps its per-user cache (built virtualenvs): ``$TIERS_HOME``, else
+    ``$XDG_CACHE_HOME/tiers``, else ``~/.cache/tiers``."""
+    if home := os.environ.get("TIERS_HOME"):
+        return Path(home)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "tiers"
 
@@ -93,7 +99,7 @@ class LocalReleases:
         if not spec.build:
             return None, "nothing to build"
         if not spec.lock:
-            run_command(spec.build, cwd, _path_env(None), f"{service}: build")
+            run_command(spec.build, cwd, _path_env(None), f"{service}: build", inherit=True)
             return None, "built"
         lock = cwd / spec.lock
         if not lock.is_file():
@@ -112,7 +118,7 @@ class LocalReleases:
                 raise PlatformError(
                     f"{service}: cannot make a virtualenv in {venv}: {exc}"
                 ) from None
-            run_command(spec.build, cwd, _path_env(venv), f"{service}: build")
+            run_command(spec.build, cwd, _path_env(venv), f"{service}: build", inherit=True)
             (venv / ".tiers-built").write_text(spec.lock + "\n")
         return venv, f"built {venv.name}"
 
@@ -121,6 +127,9 @@ class LocalReleases:
     def variables(
         self, environment: str, service: str, release: Release, venv: Path | None, port: int | None
     ) -> dict[str, str]:
+        """All a process (or release command) of ``service`` gets: the declared facts,
+        ``TIERS_*``, ``PORT``, the binding's ``env``, PATH (its virtualenv's ``bin`` first)
+        and HOME, LANG, LC_ALL and TZ; nothing else of the caller's environment."""
         platform = self.platform
         env = self.config.environments[environment]
         sqlite = platform.sqlite(env)
@@ -133,7 +142,7 @@ class LocalReleases:
             bucket=lambda _role, name: str(platform.bucket_dir(env, name)),
             database_url=f"sqlite:///{sqlite}" if sqlite else None,
         )
-        return {**variables, **_path_env(venv)}
+        return {**_passed(), **variables, **_path_env(venv)}
 
     def release_command(
         self, environment: str, service: str, release: Release, source: Path, venv: Path | None
@@ -325,6 +334,10 @@ class LocalReleases:
         atomic_write(self._live_file(environment), body + "\n")
 
 
+def _passed() -> dict[str, str]:
+    return {name: os.environ[name] for name in _PASSED if name in os.environ}
+
+
 def _path_env(venv: Path | None) -> dict[str, str]:
     first = venv / "bin" if venv else Path(sys.executable).parent
     out = {"PATH": f"{first}{os.pathsep}{os.environ.get('PATH', '')}"}
@@ -333,8 +346,14 @@ def _path_env(venv: Path | None) -> dict[str, str]:
     return out
 
 
-def run_command(command: str, cwd: Path, env: dict[str, str], what: str) -> str:
+def run_command(
+    command: str, cwd: Path, env: dict[str, str], what: str, *, inherit: bool = False
+) -> str:
     """Run a command from tiers.toml in a shell; its output, or PlatformError with its tail.
+
+    It gets ``env`` alone (a release command or a downgrade gets what the service's
+    processes get); a build, with ``inherit``, also the caller's environment (its package
+    index, proxy and certificates settings).
 
     The command and everything it starts die with tiers (killed outright or
     interrupted), so a migration never runs on unwatched after a deploy has ended.
@@ -343,7 +362,7 @@ def run_command(command: str, cwd: Path, env: dict[str, str], what: str) -> str:
         GUARDED.format(command=command),
         shell=True,
         cwd=cwd,
-        env={**os.environ, **env},
+        env={**os.environ, **env} if inherit else env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

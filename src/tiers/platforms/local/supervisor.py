@@ -123,7 +123,7 @@ class Supervisor:
                 GUARDED.format(command=process.command),
                 shell=True,
                 cwd=process.cwd,
-                env={**os.environ, **process.env},
+                env=process.env,  # what tiers gives it, never the caller's shell
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -188,7 +188,7 @@ def tail(path: Path, lines: int) -> list[str]:
             text = handle.read().decode("utf-8", "replace")
     except FileNotFoundError:
         return []
-    return text.splitlines()[-lines:]
+    return text.splitlines()[-lines:] if lines > 0 else []
 
 
 def _note(log: Path, message: str) -> None:
