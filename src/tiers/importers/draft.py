@@ -132,8 +132,9 @@ def check_target(target: Path, inputs: Sequence[Path], *, overwrite: bool) -> No
     for path in inputs:
         other = _stat(path, strict=False)
         if other is not None and os.path.samestat(found, other):
+            given = f" ({path})" if path != target else ""
             raise UsageError(
-                f"{target} is {path}, one of the files to import; "
+                f"{target} is one of the files to import{given}; "
                 "write the tiers.toml elsewhere with -c PATH"
             )
     if not overwrite:

@@ -23,24 +23,22 @@ Types = type | tuple[type, ...]
 
 _MAX_BYTES = 1_000_000
 """A fly.toml is a few kilobytes; anything this large is not one (or is /dev/zero)."""
+_MAX_DEPTH = 100
+"""A fly.toml nests a few levels; Python's stack holds a few hundred."""
 
 
 def read_toml(path: Path) -> Tracked:
     """Parse a TOML file; a missing, unreadable or malformed one raises ImportFailed."""
     text = _text(path)
+    _refuse_deep(path, text)
     try:
         tomllib.loads(text)
         return Tracked(parse(text, path))
     except tomllib.TOMLDecodeError as exc:
         line, column, reason = explain_decode_error(exc, text)
         raise ImportFailed(f"{path}:{line}:{column} invalid TOML: {reason}") from None
-    except (RecursionError, ConfigError):
-        # tomllib recurses once per level of nested lists and inline tables
-        line, column, key = _deepest(text)
-        raise ImportFailed(
-            f"{path}:{line}:{column} {key}: nested too deeply; "
-            "a fly.toml needs a few levels of tables and lists at most"
-        ) from None
+    except ConfigError as exc:
+        raise ImportFailed(str(exc)) from None
 
 
 def _text(path: Path) -> str:
@@ -74,27 +72,30 @@ def _parser() -> Any:
     return Parser(Language(tree_sitter_toml.language()))
 
 
-def _deepest(text: str) -> tuple[int, int, str]:
-    """Line, column and key (as written) of the top-level pair whose value nests deepest.
+def _refuse_deep(path: Path, text: str) -> None:
+    """Refuse lists, tables or keys nested past ``_MAX_DEPTH``, naming the first such key.
 
-    tree-sitter parses without recursing in Python, and the walk keeps its own stack.
+    tomllib recurses once per level of nested lists and inline tables, and so would any
+    walk of what it returns; tree-sitter parses without recursing in Python, and the walk
+    here keeps a stack of its own.
     """
     source = text.encode("utf-8")
     root = _parser().parse(source).root_node
-    best: tuple[int, Any, str] = (-1, root, "")
     for table in [root, *(n for n in root.children if n.type.startswith("table"))]:
         keys = [c for c in table.children if c.type.endswith("key")]
         header = keys[0].text.decode("utf-8") if keys else ""
-        for pair in (c for c in table.children if c.type == "pair"):
-            depth = _depth(pair)
-            if depth > best[0]:
-                best = (depth, pair, header)
-    _, node, header = best
-    name = node.children[0].text.decode("utf-8") if node.type == "pair" else ""
-    key = ".".join(filter(None, (header, name)))
-    line, byte = node.start_point
-    column = len(source.split(b"\n")[line][:byte].decode("utf-8", "replace")) + 1
-    return line + 1, column, key if len(key) <= 60 else key[:57] + "..."
+        for node in [*keys[:1], *(c for c in table.children if c.type == "pair")]:
+            if _depth(node) <= _MAX_DEPTH:
+                continue
+            name = node.children[0].text.decode("utf-8") if node.type == "pair" else ""
+            key = ".".join(filter(None, (header, name)))
+            line, byte = node.start_point
+            column = len(source.split(b"\n")[line][:byte].decode("utf-8", "replace")) + 1
+            raise ImportFailed(
+                f"{path}:{line + 1}:{column} {key if len(key) <= 60 else key[:57] + '...'}: "
+                f"nested too deeply (over {_MAX_DEPTH} levels); "
+                "a fly.toml needs a few levels of tables and lists at most"
+            )
 
 
 def _depth(node: Any) -> int:
@@ -222,7 +223,7 @@ _NAMES: dict[type, str] = {
     str: "a string (in quotes)",
     int: "a whole number",
     float: "a number",
-    bool: "true or false",
+    bool: "a boolean",
     dict: "a table",
     list: "a list",
 }
@@ -230,13 +231,13 @@ _NAMES: dict[type, str] = {
 
 def _names(expect: Types) -> str:
     kinds = expect if isinstance(expect, tuple) else (expect,)
-    names = [_NAMES[kind] for kind in kinds if not (kind is float and int in kinds)]
+    names = [_NAMES[kind] for kind in kinds if not (kind is int and float in kinds)]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def _toml_type(value: Any) -> str:
     kinds: list[tuple[type | tuple[type, ...], str]] = [
-        (bool, "true or false"),
+        (bool, "a boolean"),
         ((int, float), "a number"),
         (str, "a string"),
         (list, "a list"),
