@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tomllib
@@ -43,6 +44,10 @@ def test_the_user_is_told_what_was_assumed_left_out_and_left_to_do() -> None:
     assert "could not map: fly.staging.toml [mounts] source, destination" in lines
     assert "assumed: staging deploys on a push to main" in lines
     assert "assumed: production deploys when a GitHub release is published" in lines
+    assert (
+        "[processes] app listens on port 8000, fly's internal port: tiers gives each process "
+        "its own in $PORT, so write $PORT in its command"
+    ) in lines
     assert any("staging-unprotected" in line for line in lines)
     assert not any("secrets-undeclared" in line for line in lines)
 
@@ -323,7 +328,7 @@ def test_a_folder_one_may_not_enter_exits_2(tmp_path: Path) -> None:
         locked.chmod(0o755)
 
 
-def test_a_pair_whose_worker_vms_differ_round_trips_through_check() -> None:
+def test_a_pair_whose_worker_vms_differ_round_trips_through_check_and_docs() -> None:
     files = [str(WORKERS / name) for name in SEED]
     result = tiers("import", "fly", *files, *SECRETS, *URLS)
     assert result.returncode == 0, result.stderr
@@ -331,15 +336,44 @@ def test_a_pair_whose_worker_vms_differ_round_trips_through_check() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "staging-unprotected" in checked.stdout
     config = load("tiers.toml").config
-    vms = {
-        name: {group: env.services["backend"].vm.of(group) for group in ("app", "worker")}
-        for name, env in config.environments.items()
-        if env.services["backend"].vm is not None
-    }
-    assert {
-        env: {group: (vm.size, vm.memory) for group, vm in groups.items()}
-        for env, groups in vms.items()
-    } == {
+    sizes = {}
+    for name, env in config.environments.items():
+        vm = env.services["backend"].vm
+        assert vm is not None
+        sizes[name] = {g: (vm.of(g).size, vm.of(g).memory) for g in ("app", "worker")}
+    assert sizes == {
         "staging": {"app": ("shared-cpu-1x", "1gb"), "worker": ("shared-cpu-1x", "512mb")},
         "production": {"app": ("shared-cpu-1x", "1gb"), "worker": ("performance-1x", "2gb")},
     }
+    docs = tiers("docs")
+    assert docs.returncode == 0, docs.stderr
+    assert (
+        "- VM in staging: `app` shared-cpu-1x, 1gb; `worker` shared-cpu-1x, 512mb\n"
+        "- VM in production: `app` shared-cpu-1x, 1gb; `worker` performance-1x, 2gb\n"
+    ) in docs.stdout
+
+
+def test_port_is_dropped_and_bucket_variables_become_storage_and_vars() -> None:
+    files = [str(WORKERS / name) for name in SEED]
+    result = tiers("import", "fly", *files, *SECRETS)
+    assert result.returncode == 0, result.stderr
+    for name in files:
+        line = f"could not map: {name} [env] PORT (dropped: tiers tells each process its port)"
+        assert line in result.stderr.splitlines()
+    config = load("tiers.toml").config
+    assert config.services["backend"].vars["bucket_audio"] == "R2_BUCKET"
+    assert config.services["backend"].vars["bucket_image"] == "R2_IMAGE_BUCKET"
+    for name, env in config.environments.items():
+        assert env.storage is not None
+        suffix = {"staging": "staging", "production": "prod"}[name]
+        assert (env.storage.provider, env.storage.buckets) == (
+            "r2",
+            {"audio": f"audio-{suffix}", "image": f"images-{suffix}"},
+        )
+        assert sorted(env.services["backend"].env) == ["FRONTEND_URL"]
+    listed = tiers("ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [row["storage"] for row in json.loads(listed.stdout)] == [
+        "audio-staging, images-staging (r2)",
+        "audio-prod, images-prod (r2)",
+    ]

@@ -253,7 +253,7 @@ class _Builder:
         self.urls = urls
         self.root = Table()
         self.vars: dict[str, str] = {}
-        self.groups: list[str] = []
+        self.processes: dict[str, str] = {}
         self.buckets = _bucket_roles(apps)
         self.stored: set[str] = set()
         self.unmapped: list[str] = []
@@ -304,7 +304,7 @@ class _Builder:
             found = [(app, read(app.file)) for app in self.apps]
             kept = self._merge(table, key, [(app, f) for app, f in found if f is not None])
             if key == "processes" and kept is not None:
-                self.groups = list(kept)
+                self.processes = kept
 
     def _merge(self, table: Table, key: str, found: list[tuple[_App, _Found]]) -> Any:
         """A service is the same code everywhere: keep the first value, list the others."""
@@ -395,7 +395,7 @@ class _Builder:
         region = app.file.take("primary_region", expect=str)
         if region is not None:
             binding.set("region", region)
-        found = read_vms(app.file, self.groups, lambda memory: _valid("memory", memory))
+        found = read_vms(app.file, list(self.processes), lambda memory: _valid("memory", memory))
         self.unmapped += found.unmapped
         vm, sources = found.vm, found.sources
         if "processes" not in vm:
@@ -442,6 +442,14 @@ class _Builder:
                 f"{_CORS} stays a plain variable: make it frontend_url once the frontend is "
                 "declared in tiers.toml (`tiers check` rejects a frontend_url no service serves)"
             )
+        ports = {str(port) for app in self.apps for port in _ports(app.file)}
+        for name, command in self.processes.items():
+            fixed = sorted(p for p in ports if re.search(rf"(?<![\w$]){p}(?!\w)", command))
+            if fixed and _PORT not in command:
+                self.todo.append(
+                    f"[processes] {name} listens on port {fixed[0]}, fly's internal port: tiers "
+                    f"gives each process its own in $PORT, so write $PORT in its command"
+                )
 
     def _unknown(self) -> list[str]:
         """What the files did not say, for the header."""
@@ -536,6 +544,13 @@ def _http_checks(file: Tracked) -> list[tuple[KeyPath, dict[str, Any]]]:
     for at, _ in file.tables("services"):
         found += file.tables(*at, "http_checks")
     return found
+
+
+def _ports(file: Tracked) -> list[Any]:
+    """The ports fly routes to and [env] PORT: what a process command may have written in."""
+    services = [table for _, table in file.tables("services")]
+    found = [file.peek("http_service", "internal_port"), file.peek("env", _PORT)]
+    return [p for p in found + [s.get("internal_port") for s in services] if p is not None]
 
 
 def _bucket_roles(apps: list[_App]) -> dict[str, tuple[str, str | None]]:
