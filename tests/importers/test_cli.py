@@ -288,10 +288,13 @@ LONG = "a" * 256 + ".toml"
         ((LONG,), f"{LONG}: cannot read: File name too long"),
         (("/dev/zero",), "/dev/zero: not a regular file (a pipe or a device); give a fly.toml"),
         (("fly",), "fly: is a directory, not a file"),
+        (("big.toml",), "big.toml: over 1000000 bytes, too large for a fly.toml"),
+        (("fly.toml", "-c", "fly", "--force"), "cannot write fly: it is a directory"),
     ],
 )
 def test_paths_that_cannot_be_used_exit_2_naming_them(args: tuple[str, ...], message: str) -> None:
     Path("fly").mkdir()
+    Path("big.toml").write_text('app = "x"\n' + "#" * 1_000_000)
     result = tiers("import", "fly", *args)
     assert result.returncode == 2
     assert result.stderr == f"error: {message}\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -129,6 +130,8 @@ def check_target(target: Path, inputs: Sequence[Path], *, overwrite: bool) -> No
     found = _stat(target, strict=True)
     if found is None:
         return
+    if stat.S_ISDIR(found.st_mode):
+        raise UsageError(f"cannot write {target}: it is a directory")
     for path in inputs:
         other = _stat(path, strict=False)
         if other is not None and os.path.samestat(found, other):

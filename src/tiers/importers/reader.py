@@ -48,10 +48,10 @@ def _text(path: Path) -> str:
             raise ImportFailed(f"{path}: is a directory, not a file")
         if not stat.S_ISREG(found.st_mode):
             raise ImportFailed(f"{path}: not a regular file (a pipe or a device); give a fly.toml")
-        if found.st_size > _MAX_BYTES:
-            raise ImportFailed(f"{path}: {found.st_size} bytes is too large for a fly.toml")
         with path.open("rb") as handle:
-            data = handle.read(_MAX_BYTES + 1)
+            data = handle.read(_MAX_BYTES + 1)  # a file that says it is empty (/proc) may not be
+        if len(data) > _MAX_BYTES:
+            raise ImportFailed(f"{path}: over {_MAX_BYTES} bytes, too large for a fly.toml")
     except FileNotFoundError:
         raise ImportFailed(f"{path}: no such file") from None
     except OSError as exc:
