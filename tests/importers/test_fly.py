@@ -248,10 +248,18 @@ def test_each_vm_sizes_the_process_groups_it_names(
 
 
 def test_without_processes_a_vm_for_the_app_group_sizes_the_service(tmp_path: Path) -> None:
-    path = fly(tmp_path, "fly.toml", 'app = "a"\n[[vm]]\nmemory = "512mb"\nprocesses = ["app"]\n')
+    path = fly(
+        tmp_path,
+        "fly.toml",
+        'app = "a"\n[[vm]]\nsize = "shared-cpu-1x"\n'
+        '[[vm]]\nmemory = "512mb"\nprocesses = ["app", "worker"]\n',
+    )
     result = import_fly([path])
-    assert 'vm = {memory = "512mb"} # [[vm]]\n' in result.text
-    assert result.unmapped == []
+    assert 'vm = {memory = "512mb"} # [[vm]] #2\n' in result.text
+    assert result.unmapped == [
+        f"{path} [[vm]] #1 size",
+        f'{path} [[vm]] #2 processes "worker" (no such process group)',
+    ]
 
 
 def test_vms_fly_would_not_use_are_listed_with_why(tmp_path: Path) -> None:

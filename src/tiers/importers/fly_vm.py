@@ -2,7 +2,7 @@
 groups their own.
 
 fly picks one [[vm]] per process group: the last one that names the group, else the first
-that names none (flyctl's ``ComputeForGroup``). tiers writes the second as ``vm`` and the
+that names none (flyctl's ``ComputeForGroup``), so a [[vm]] can size no group at all. tiers writes the second as ``vm`` and the
 first as ``vm.processes.GROUP``. Where fly would give a group its own defaults and tiers
 the keys of every group, the difference is listed.
 """
@@ -33,41 +33,43 @@ def read_vms(file: Tracked, groups: Sequence[str], valid: Callable[[str], bool])
     ``valid`` says whether a memory size is one tiers.toml accepts (``256mb``).
     """
     out = Vms()
+    known = list(groups) or ["app"]  # without [processes], fly runs one group: app
     tables = [at for at, _ in file.tables("vm")]
-    named = {at: _groups(file, at, groups) for at in tables}
+    named = {at: _groups(file, at) for at in tables}
     owner = {group: at for at in tables for group in named[at]}  # the last one wins
     own: dict[str, dict[str, str]] = {}
     for at in tables:
         label = file.label(at)
-        mine = [group for group in named[at] if owner[group] == at and group in groups]
+        mine = [group for group in named[at] if owner[group] == at and group in known]
         for group in sorted(set(named[at]) - set(mine)):
-            why = "a later [[vm]] names it" if group in groups else "no such process group"
+            why = "a later [[vm]] names it" if group in known else "no such process group"
             out.unmapped.append(f'{file.name} {label} processes "{group}" ({why})')
         if named[at]:  # a [[vm]] for the groups it names
             machine = _machine(file, at, valid) if mine else {}
             if machine:
                 file.take(*at, "processes")
                 own |= dict.fromkeys(mine, machine)
-        elif not out.vm:  # the first [[vm]] for every group
+        elif not out.vm and set(known) - set(owner):  # the first for every other group
             machine = _machine(file, at, valid)
             out.vm |= machine
         else:
-            continue  # fly ignores it: its keys are listed with the others nobody took
+            continue  # fly uses it for no group: its keys are listed as not mapped
         if machine:
             out.sources.append(label)
+    if not groups:
+        out.vm = own.pop("app", out.vm)  # the one group is the whole service
     out.unmapped += _differences(file, out.vm, own, owner)
     if own:
         out.vm["processes"] = own
     return out
 
 
-def _groups(file: Tracked, at: KeyPath, groups: Sequence[str]) -> list[str]:
+def _groups(file: Tracked, at: KeyPath) -> list[str]:
     names = file.get(*at, "processes", expect=list) or []
     for index, _ in enumerate(names):
         file.get(*at, "processes", index, expect=str)
-    if not groups and names == ["app"]:
-        file.take(*at, "processes")
-        return []  # fly's one group when there is no [processes]: the whole service
+    if not names:
+        file.take(*at, "processes")  # processes = [] says what no processes says
     return list(names)
 
 
