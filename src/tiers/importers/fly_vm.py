@@ -2,9 +2,10 @@
 groups their own.
 
 fly picks one [[vm]] per process group: the last one that names the group, else the first
-that names none (flyctl's ``ComputeForGroup``), so a [[vm]] can size no group at all. tiers writes the second as ``vm`` and the
-first as ``vm.processes.GROUP``. Where fly would give a group its own defaults and tiers
-the keys of every group, the difference is listed.
+that names none (flyctl's ``ComputeForGroup``), so a [[vm]] may size no group at all.
+tiers writes the second kind as ``vm`` and the first as ``vm.processes.GROUP``. Where fly
+would give a group its own defaults and tiers the keys of every group, the difference is
+listed.
 """
 
 from __future__ import annotations
