@@ -71,6 +71,8 @@ def test_dry_run_prints_the_file_and_writes_nothing() -> None:
     assert result.stdout.startswith("# tiers.toml written by `tiers import fly` from:\n")
     assert tomllib.loads(result.stdout)["project"]["name"] == "relay-api"
     assert "could not map: fly.staging.toml [mounts] source, destination" in result.stderr
+    long_target = tiers("import", "fly", *SEED, *SECRETS, "--dry-run", "-c", "a" * 256)
+    assert (long_target.returncode, long_target.stdout) == (0, result.stdout)
 
 
 def test_an_existing_file_is_kept_without_force() -> None:
@@ -285,6 +287,10 @@ LONG = "a" * 256 + ".toml"
     ("args", "message"),
     [
         (("fly.toml", "-c", LONG), f"cannot write {LONG}: File name too long"),
+        (
+            ("fly.toml", "-c", f"{LONG}/tiers.toml"),
+            f"cannot write {LONG}/tiers.toml: File name too long",
+        ),
         ((LONG,), f"{LONG}: cannot read: File name too long"),
         (("/dev/zero",), "/dev/zero: not a regular file (a pipe or a device); give a fly.toml"),
         (("fly",), "fly: is a directory, not a file"),

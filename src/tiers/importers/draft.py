@@ -160,7 +160,7 @@ def verify(text: str, target: Path) -> None:
     from tiers.config import load
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / target.name
+        path = Path(tmp) / "tiers.toml"  # not the target's name, which may be too long
         path.write_text(text, encoding="utf-8")
         try:
             load(path)
