@@ -294,6 +294,10 @@ LONG = "a" * 256 + ".toml"
         ((LONG,), f"{LONG}: cannot read: File name too long"),
         (("/dev/zero",), "/dev/zero: not a regular file (a pipe or a device); give a fly.toml"),
         (("fly",), "fly: is a directory, not a file"),
+        (
+            ("fly.toml", "-c", "fly.toml/tiers.toml"),
+            "cannot write fly.toml/tiers.toml: Not a directory",
+        ),
         (("big.toml",), "big.toml: over 1000000 bytes, too large for a fly.toml"),
         (("fly.toml", "-c", "fly", "--force"), "cannot write fly: it is a directory"),
     ],

@@ -147,9 +147,9 @@ def check_target(target: Path, inputs: Sequence[Path], *, overwrite: bool) -> No
 def _stat(path: Path, *, strict: bool) -> os.stat_result | None:
     try:
         return path.stat()
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         return None
-    except OSError as exc:
+    except OSError as exc:  # a name too long, a folder one may not enter, a file as a folder
         if strict:
             raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
         return None
