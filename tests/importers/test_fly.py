@@ -331,3 +331,15 @@ def test_the_header_names_only_what_the_files_did_not_say(tmp_path: Path) -> Non
         "# fly.toml does not know the database, Redis or the frontend: add them (see `tiers init\n"
         "# --example plyr`), then run `tiers check`.\n"
     ) in result.text
+
+
+def test_a_port_of_an_odd_type_is_listed_and_no_port_advice_is_given(tmp_path: Path) -> None:
+    path = fly(
+        tmp_path,
+        "fly.toml",
+        'app = "a"\n[processes]\napp = "serve --port [8000]"\n'
+        "[http_service]\ninternal_port = [8000]\n",
+    )
+    result = import_fly([path])
+    assert result.unmapped == [f"{path} [http_service] internal_port"]
+    assert not any("listens on port" in note for note in result.notes)

@@ -442,7 +442,7 @@ class _Builder:
                 f"{_CORS} stays a plain variable: make it frontend_url once the frontend is "
                 "declared in tiers.toml (`tiers check` rejects a frontend_url no service serves)"
             )
-        ports = {str(port) for app in self.apps for port in _ports(app.file)}
+        ports = {port for app in self.apps for port in _ports(app.file)}
         for name, command in self.processes.items():
             fixed = sorted(p for p in ports if re.search(rf"(?<![\w$]){p}(?!\w)", command))
             if fixed and _PORT not in command:
@@ -546,11 +546,12 @@ def _http_checks(file: Tracked) -> list[tuple[KeyPath, dict[str, Any]]]:
     return found
 
 
-def _ports(file: Tracked) -> list[Any]:
+def _ports(file: Tracked) -> list[str]:
     """The ports fly routes to and [env] PORT: what a process command may have written in."""
     services = [table for _, table in file.tables("services")]
     found = [file.peek("http_service", "internal_port"), file.peek("env", _PORT)]
-    return [p for p in found + [s.get("internal_port") for s in services] if p is not None]
+    ports = [str(p) for p in [*found, *(s.get("internal_port") for s in services)]]
+    return [p for p in ports if p.isdigit()]  # an odd type is left to the leftovers
 
 
 def _bucket_roles(apps: list[_App]) -> dict[str, tuple[str, str | None]]:
