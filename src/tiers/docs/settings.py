@@ -115,8 +115,8 @@ def _vm(service: Service, binding: Binding) -> str | None:
     """``shared-cpu-1x, 256mb`` for every group alike, else group by group."""
     if binding.vm is None:
         return None
-    shown = {}
-    for group in service.processes or {"": ""}:
+    shown: dict[str, str] = {}
+    for group in list(service.processes) or [""]:
         vm = binding.vm.of(group)
         count = f"{vm.count} VMs" if vm.count else None
         shown[group] = ", ".join(filter(None, (vm.size, vm.memory, count))) or "the default"
