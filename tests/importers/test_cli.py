@@ -36,6 +36,10 @@ def test_the_seed_imports_and_only_staging_protection_is_left_to_declare() -> No
     findings = run(loaded.config, loaded.source)
     assert [(f.rule, f.severity) for f in findings] == [("staging-unprotected", "warning")]
     assert tiers("check", "--fail-on", "error").returncode == 0
+    docs = tiers("docs").stdout
+    assert (
+        "- VM in staging: shared-cpu-1x, 256mb\n- VM in production: shared-cpu-1x, 256mb\n" in docs
+    )
 
 
 def test_the_user_is_told_what_was_assumed_left_out_and_left_to_do() -> None:
