@@ -149,8 +149,11 @@ def test_vm_size_is_composed_from_cpus_and_memory_mb(tmp_path: Path) -> None:
     result = import_fly([path])
     vm = written(result).environments["production"].services["backend"].vm
     assert vm is not None
-    assert (vm.size, vm.memory) == ("performance-2x", "4096mb")
-    assert result.unmapped == [f"{path} [[vm]] #2 size, processes"]
+    assert (vm.size, vm.memory, vm.processes) == ("performance-2x", "4096mb", {})
+    assert result.unmapped == [
+        f"{path} [[vm]] #2 size, processes",
+        f'{path} [[vm]] #2 processes "worker" (no such process group)',
+    ]
 
 
 def test_health_comes_from_top_level_checks_and_tcp_services_are_listed(tmp_path: Path) -> None:
@@ -171,10 +174,10 @@ def test_health_comes_from_top_level_checks_and_tcp_services_are_listed(tmp_path
 
 
 def test_a_service_value_that_differs_between_files_is_listed(tmp_path: Path) -> None:
-    staging = fly(tmp_path, "fly.staging.toml", '[deploy]\nrelease_command = "migrate"\n')
-    production = fly(tmp_path, "fly.toml", '[deploy]\nrelease_command = "migrate --prod"\n')
+    staging = fly(tmp_path, "fly.staging.toml", 'app = "a-stg"\n[deploy]\nrelease_command = "m"\n')
+    production = fly(tmp_path, "fly.toml", 'app = "a"\n[deploy]\nrelease_command = "m --prod"\n')
     result = import_fly([production, staging])
-    assert written(result).services["backend"].release_command == "migrate"
+    assert written(result).services["backend"].release_command == "m"
     assert result.unmapped == [
         f"{production} [deploy] release_command (differs from {staging}, kept)"
     ]
@@ -205,3 +208,138 @@ def test_the_output_is_commented_toml(seed: Config) -> None:
     assert "# [environments.staging.access]\n# protect = true\n" in text
     assert "[environments.production.access]" not in text
     assert "[environments.staging.backend] # from " in text
+
+
+PROCESSES = '[processes]\napp = "serve"\nworker = "work"\n'
+
+
+def vms(result: Imported, environment: str = "production") -> dict[str, tuple[str | None, ...]]:
+    vm = written(result).environments[environment].services["backend"].vm
+    assert vm is not None
+    return {group: (vm.of(group).size, vm.of(group).memory) for group in ("app", "worker")}
+
+
+@pytest.mark.parametrize(
+    ("vm", "expected"),
+    [
+        (  # one [[vm]] for the app group only: the worker keeps fly's default
+            '[[vm]]\nsize = "shared-cpu-2x"\nmemory = "1gb"\nprocesses = ["app"]\n',
+            {"app": ("shared-cpu-2x", "1gb"), "worker": (None, None)},
+        ),
+        (  # one for every group, then the worker's own
+            '[[vm]]\nsize = "shared-cpu-1x"\nmemory = "256mb"\n'
+            '[[vm]]\ncpu_kind = "performance"\ncpus = 2\nmemory_mb = 4096\n'
+            'processes = ["worker"]\n',
+            {"app": ("shared-cpu-1x", "256mb"), "worker": ("performance-2x", "4096mb")},
+        ),
+        (  # one [[vm]] naming both groups
+            '[[vm]]\nsize = "shared-cpu-4x"\nmemory = "2GB"\nprocesses = ["app", "worker"]\n',
+            {"app": ("shared-cpu-4x", "2gb"), "worker": ("shared-cpu-4x", "2gb")},
+        ),
+    ],
+)
+def test_each_vm_sizes_the_process_groups_it_names(
+    tmp_path: Path, vm: str, expected: dict[str, tuple[str | None, ...]]
+) -> None:
+    path = fly(tmp_path, "fly.toml", f'app = "a"\n{PROCESSES}{vm}')
+    result = import_fly([path])
+    assert vms(result) == expected
+    assert result.unmapped == []
+
+
+def test_without_processes_a_vm_for_the_app_group_sizes_the_service(tmp_path: Path) -> None:
+    path = fly(
+        tmp_path,
+        "fly.toml",
+        'app = "a"\n[[vm]]\nsize = "shared-cpu-1x"\n'
+        '[[vm]]\nmemory = "512mb"\nprocesses = ["app", "worker"]\n',
+    )
+    result = import_fly([path])
+    assert 'vm = {memory = "512mb"} # [[vm]] #2\n' in result.text
+    assert result.unmapped == [
+        f"{path} [[vm]] #1 size",
+        f'{path} [[vm]] #2 processes "worker" (no such process group)',
+    ]
+
+
+def test_vms_fly_would_not_use_are_listed_with_why(tmp_path: Path) -> None:
+    path = fly(
+        tmp_path,
+        "fly.toml",
+        f'app = "a"\n{PROCESSES}'
+        '[[vm]]\nsize = "shared-cpu-2x"\nmemory = "512mb"\n'
+        '[[vm]]\nsize = "shared-cpu-8x"\n'
+        '[[vm]]\nmemory = "1gb"\nprocesses = ["worker", "cron"]\n'
+        '[[vm]]\nmemory = "2gb"\nprocesses = ["worker"]\n',
+    )
+    result = import_fly([path])
+    assert vms(result) == {"app": ("shared-cpu-2x", "512mb"), "worker": ("shared-cpu-2x", "2gb")}
+    assert result.unmapped == [
+        f"{path} [[vm]] #2 size",
+        f"{path} [[vm]] #3 memory, processes",
+        f'{path} [[vm]] #3 processes "cron" (no such process group)',
+        f'{path} [[vm]] #3 processes "worker" (a later [[vm]] names it)',
+        f'{path} [[vm]] #4 sets no size (fly: its default; tiers.toml: size = "shared-cpu-2x" '
+        "for worker, as for every group)",
+    ]
+    assert "[environments.production.backend.vm] # [[vm]] #1, [[vm]] #4\n" in result.text
+    assert '[environments.production.backend.vm.processes]\nworker = {memory = "2gb"}\n' in (
+        result.text
+    )
+
+
+def test_port_is_dropped_and_listed_and_buckets_become_storage(tmp_path: Path) -> None:
+    path = fly(
+        tmp_path,
+        "fly.toml",
+        'app = "a"\n[env]\nPORT = "8000"\nR2_BUCKET = "audio-prod"\n'
+        'IMAGES_BUCKET = "images-prod"\nBUCKET_LIST = "a,b"\nOTHER_BUCKET = "s3://x/y"\n',
+    )
+    result = import_fly([path])
+    config = written(result)
+    production = config.environments["production"]
+    assert production.storage is not None
+    assert (production.storage.provider, production.storage.buckets) == (
+        "r2",
+        {"audio": "audio-prod", "images": "images-prod"},
+    )
+    assert config.services["backend"].vars == {
+        "bucket_audio": "R2_BUCKET",
+        "bucket_images": "IMAGES_BUCKET",
+    }
+    assert production.services["backend"].env == {
+        "BUCKET_LIST": "a,b",
+        "OTHER_BUCKET": "s3://x/y",
+    }
+    assert result.unmapped == [f"{path} [env] PORT (dropped: tiers tells each process its port)"]
+    assert f"#   {path} [env] PORT (dropped: tiers tells each process its port)\n" in result.text
+
+
+def test_a_bucket_whose_name_says_no_provider_is_assumed_on_s3(tmp_path: Path) -> None:
+    path = fly(tmp_path, "fly.staging.toml", 'app = "a-stg"\n[env]\nBUCKET_NAME = "uploads-stg"\n')
+    result = import_fly([path])
+    storage = written(result).environments["staging"].storage
+    assert storage is not None
+    assert (storage.provider, storage.buckets) == ("s3", {"uploads": "uploads-stg"})
+    assert "assumed: staging: BUCKET_NAME names an S3 bucket" in result.notes
+
+
+def test_the_header_names_only_what_the_files_did_not_say(tmp_path: Path) -> None:
+    path = fly(tmp_path, "fly.toml", 'app = "a"\n[env]\nR2_BUCKET = "audio"\n')
+    result = import_fly([path], urls={"production": "https://api.example.com"})
+    assert (
+        "# fly.toml does not know the database, Redis or the frontend: add them (see `tiers init\n"
+        "# --example plyr`), then run `tiers check`.\n"
+    ) in result.text
+
+
+def test_a_port_of_an_odd_type_is_listed_and_no_port_advice_is_given(tmp_path: Path) -> None:
+    path = fly(
+        tmp_path,
+        "fly.toml",
+        'app = "a"\n[processes]\napp = "serve --port [8000]"\n'
+        "[http_service]\ninternal_port = [8000]\n",
+    )
+    result = import_fly([path])
+    assert result.unmapped == [f"{path} [http_service] internal_port"]
+    assert not any("listens on port" in note for note in result.notes)

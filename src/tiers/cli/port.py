@@ -69,12 +69,11 @@ def fly(
     ] = False,
 ) -> None:
     """Map fly.toml files onto a tiers.toml; list every key that could not be mapped."""
-    from tiers.errors import UsageError
     from tiers.files import atomic_write
-    from tiers.importers import import_fly
+    from tiers.importers import check_target, import_fly
 
-    if config.exists() and not (force or dry_run):
-        raise UsageError(f"{config} already exists; pass --force to overwrite it")
+    if not dry_run:
+        check_target(config, files, overwrite=force)
     result = import_fly(
         files,
         environments=env or [],
@@ -101,6 +100,10 @@ def _pairs(values: list[str]) -> dict[str, str]:
         if not sign or not name or not url:
             raise UsageError(
                 f"--url {value}: write ENV=URL, like staging=https://api-stg.example.com"
+            )
+        if name in pairs:
+            raise UsageError(
+                f"--url {name}={pairs[name]} and --url {value} both give {name}'s URL; give one"
             )
         pairs[name] = url
     return pairs

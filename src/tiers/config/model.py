@@ -22,9 +22,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PositiveFloat,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tiers.config.providers import provider
 
@@ -324,10 +326,82 @@ class Trigger(Model):
         return self.kind
 
 
-class Vm(Model):
+def _memory(value: str) -> str:
+    if not re.fullmatch(r"[1-9][0-9]*(mb|gb)", value.lower()):
+        raise ValueError(f"{value!r} is not a memory size; write it like 256mb or 1gb")
+    return value.lower()
+
+
+def _count(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"{value} VMs cannot run a process group; give 1 or more")
+    return value
+
+
+Memory = Annotated[str, AfterValidator(_memory)]
+Count = Annotated[int, AfterValidator(_count)]
+
+
+class Machine(Model):
+    """The VM a process group runs on."""
+
     size: str | None = None
-    memory: str | None = None
-    count: int | None = None
+    """The platform's name for it (fly.io: ``shared-cpu-1x``, ``performance-2x``)."""
+    memory: Memory | None = None
+    """Megabytes or gigabytes: ``256mb``, ``1gb``."""
+    count: Count | None = None
+    """How many of them run."""
+
+
+class Vm(Machine):
+    """The VM of every process group of a service, and of some groups their own.
+
+    ``vm = { size = "shared-cpu-1x", memory = "256mb" }`` sizes every process group.
+    ``processes`` gives a group its own VM; the keys it leaves out are the ones above::
+
+        [environments.production.backend.vm]
+        size = "shared-cpu-1x"
+        memory = "256mb"
+        processes = { worker = { size = "shared-cpu-2x", memory = "1gb" } }
+
+    >>> vm = Vm(size="shared-cpu-1x", memory="256mb", processes={"worker": Machine(memory="1gb")})
+    >>> vm.of("worker")
+    Machine(size='shared-cpu-1x', memory='1gb', count=None)
+    """
+
+    processes: dict[Slug, Machine] = {}
+    """By process group (a key of the service's ``processes``): its own VM."""
+
+    def of(self, process: str) -> Machine:
+        """The VM ``process`` runs on: its own keys, else those for every group."""
+        every = self.model_dump(exclude={"processes"}, exclude_none=True)
+        own = self.processes.get(process)
+        return Machine(**(every | (own.model_dump(exclude_none=True) if own else {})))
+
+
+def _vm_processes(config: Config) -> None:
+    """A binding's ``vm.processes`` names process groups its service declares."""
+    errors: list[InitErrorDetails] = []
+    for env in config.environments.values():
+        for service, binding in env.services.items():
+            declared = list(
+                config.services[service].processes if service in config.services else []
+            )
+            for name in binding.vm.processes if binding.vm else {}:
+                if name in declared:
+                    continue
+                close = difflib.get_close_matches(name, declared, n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                known = f"known: {', '.join(declared)}" if declared else "it declares none"
+                message = (
+                    f"no process group {name!r} in services.{service}.processes; {hint}{known}"
+                )
+                loc = ("environments", env.name, "services", service, "vm", "processes", name)
+                error = PydanticCustomError("unknown_process", message)
+                errors.append(InitErrorDetails(type=error, loc=loc, input=name))
+    if errors:
+        # raised with the location of each key, which a ValueError here would not carry
+        raise ValidationError.from_exception_data("Config", errors)
 
 
 class Binding(Model):
@@ -346,6 +420,7 @@ class Binding(Model):
     """The platform's own address (``*.fly.dev``, ``*.pages.dev``)."""
     region: str | None = None
     vm: Vm | None = None
+    """The VM of each process group (``vm.of("worker")``), where the platform sizes them."""
     api_url: Url | None = None
     """For a frontend: the backend it calls (PUBLIC_API_URL)."""
     frontend_url: Url | None = None
@@ -549,6 +624,11 @@ class Config(Model):
         if not value:
             raise ValueError("declare at least one environment, like [environments.staging]")
         return value
+
+    @model_validator(mode="after")
+    def _processes(self) -> Config:
+        _vm_processes(self)
+        return self
 
     @property
     def order(self) -> list[str]:

@@ -20,6 +20,8 @@ class Site:
     branch: str | None
     host: str | None
     api_url: str | None
+    vm: str | None = None
+    """The VM of each process group, as the document writes it (``shared-cpu-1x, 256mb``)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,10 @@ def platforms(config: Config) -> list[Platform]:
 def _platform(
     service: Service, name: str, platform: str, pairs: list[tuple[Environment, Binding]]
 ) -> Platform:
-    sites = [Site(e.name, b.project or b.app, b.branch, b.host, b.api_url) for e, b in pairs]
+    sites = [
+        Site(e.name, b.project or b.app, b.branch, b.host, b.api_url, _vm(service, b))
+        for e, b in pairs
+    ]
     return Platform(
         service=service,
         name=name,
@@ -104,6 +109,20 @@ def _platform(
         has_secrets=any(b.secrets for _, b in pairs),
         sites=sites,
     )
+
+
+def _vm(service: Service, binding: Binding) -> str | None:
+    """``shared-cpu-1x, 256mb`` for every group alike, else group by group."""
+    if binding.vm is None:
+        return None
+    shown: dict[str, str] = {}
+    for group in list(service.processes) or [""]:
+        vm = binding.vm.of(group)
+        count = f"{vm.count} VMs" if vm.count else None
+        shown[group] = ", ".join(filter(None, (vm.size, vm.memory, count))) or "the default"
+    if len(set(shown.values())) == 1:
+        return next(iter(shown.values()))
+    return "; ".join(f"`{group}` {text}" for group, text in shown.items())
 
 
 def variables(config: Config) -> dict[str, list[Var]]:

@@ -10,7 +10,7 @@ tiers.toml model and lists what it could not, so nothing is dropped silently.
 ['staging', 'production']
 """
 
-from tiers.importers.draft import Imported
+from tiers.importers.draft import Imported, check_target
 from tiers.importers.fly import import_fly
 
-__all__ = ["Imported", "import_fly"]
+__all__ = ["Imported", "check_target", "import_fly"]

@@ -6,13 +6,16 @@ proves the text loads as a tiers.toml before anyone writes it.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tiers.errors import ConfigError, ImportFailed
+from tiers.errors import ConfigError, ImportFailed, UsageError
 
 # What tiers.toml would read as a reference: ${x}, and $${x} (a literal ${x}).
 _REFERENCE = re.compile(r"\$\$?\{[^}]*\}")
@@ -102,7 +105,8 @@ def _item(value: Any) -> Any:
 
     if isinstance(value, dict):
         inline = tomlkit.inline_table()
-        inline.update(value)
+        for key, item in value.items():
+            inline.append(key, _item(item))  # nested tables spaced like the outer one
         return inline
     return tomlkit.item(value)
 
@@ -117,12 +121,46 @@ def _literal(value: Any) -> Any:
     return value
 
 
+def check_target(target: Path, inputs: Sequence[Path], *, overwrite: bool) -> None:
+    """Refuse to write over one of the ``inputs``, or over any file unless ``overwrite``.
+
+    A target that cannot even be looked at (a name too long, a folder one may not enter)
+    raises UsageError naming it; an input's such problem is reported when it is read.
+    """
+    found = _stat(target, strict=True)
+    if found is None:
+        return
+    if stat.S_ISDIR(found.st_mode):
+        raise UsageError(f"cannot write {target}: it is a directory")
+    for path in inputs:
+        other = _stat(path, strict=False)
+        if other is not None and os.path.samestat(found, other):
+            given = f" ({path})" if path != target else ""
+            raise UsageError(
+                f"{target} is one of the files to import{given}; "
+                "write the tiers.toml elsewhere with -c PATH"
+            )
+    if not overwrite:
+        raise UsageError(f"{target} already exists; pass --force to overwrite it")
+
+
+def _stat(path: Path, *, strict: bool) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # a name too long, a folder one may not enter, a file as a folder
+        if strict:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return None
+
+
 def verify(text: str, target: Path) -> None:
     """Load ``text`` as tiers.toml; a problem raises ImportFailed (a bug or odd input)."""
     from tiers.config import load
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / target.name
+        path = Path(tmp) / "tiers.toml"  # not the target's name, which may be too long
         path.write_text(text, encoding="utf-8")
         try:
             load(path)

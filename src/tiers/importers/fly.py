@@ -2,21 +2,26 @@
 
 Each fly.toml is one environment: its app, region and VM become the environment's fly
 binding of one service, and what describes the code rather than the place (release
-command, processes, health check) becomes the service. Known facts in ``[env]`` move to
-their own fields (``ATPROTO_APP_NAMESPACE`` → ``namespace``). Every key with no place in
-tiers.toml is listed, in the file's header and in ``Imported.unmapped``.
+command, processes, health check) becomes the service. Each ``[[vm]]`` sizes the process
+groups it names (none named: every group). Known facts in ``[env]`` move to their own
+fields (``ATPROTO_APP_NAMESPACE`` → ``namespace``, ``R2_BUCKET`` → a storage bucket), and
+``PORT`` is dropped: tiers tells each process its port. Every key with no place in
+tiers.toml is listed, in the file's header and in ``Imported.unmapped``; a key of the
+wrong type is an error naming where it is written.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from tiers.errors import UsageError
+from tiers.errors import ImportFailed, UsageError
 from tiers.importers.draft import Imported, Table, render, verify
+from tiers.importers.fly_vm import read_vms
 from tiers.importers.reader import KeyPath, Tracked, read_toml
 
 _ROLES = {
@@ -38,6 +43,10 @@ _OBSERVABILITY = {"LOGFIRE_ENVIRONMENT": "logfire", "SENTRY_ENVIRONMENT": "sentr
 _NAMESPACE = ("ATPROTO_APP_NAMESPACE",)
 _CORS = "FRONTEND_URL"
 _CORS_COMMENT = "CORS origin; becomes frontend_url once the frontend is declared"
+_PORT = "PORT"
+_STORAGE = {"R2": "r2", "S3": "s3", "AWS": "s3", "GCS": "gcs", "TIGRIS": "tigris", "B2": "b2"}
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]*")
+_SCALAR = (str, int, float, bool)
 
 
 @dataclass(frozen=True)
@@ -48,9 +57,10 @@ class _App:
     environment: str
 
     @property
-    def name(self) -> str | None:
+    def name(self) -> str:
         app = self.file.peek("app")
-        return app if isinstance(app, str) else None
+        assert isinstance(app, str), "checked when read"
+        return app
 
     @property
     def role(self) -> str:
@@ -60,6 +70,15 @@ class _App:
 class _Found(NamedTuple):
     value: Any
     source: str
+
+
+@dataclass
+class _Storage:
+    """The buckets found in one [env], by role, and the variables that named them."""
+
+    provider: str | None = None
+    buckets: dict[str, str] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
 
 
 def import_fly(
@@ -110,7 +129,10 @@ def _read(files: Sequence[Path], environments: Sequence[str]) -> list[_App]:
             raise UsageError(f"--env {name}: {problem}")
     apps: list[_App] = []
     for index, path in enumerate(files):
-        file = Tracked(str(path), read_toml(path))
+        if path in files[:index]:
+            raise UsageError(f"{path} is given twice; give each fly.toml once")
+        file = read_toml(path)
+        _check_app(file)
         given = environments[index] if index < len(environments) else None
         apps.append(_App(file, given or _infer(path, file)))
     seen: dict[str, str] = {}
@@ -122,6 +144,19 @@ def _read(files: Sequence[Path], environments: Sequence[str]) -> list[_App]:
             )
         seen[app.environment] = app.file.name
     return apps
+
+
+def _check_app(file: Tracked) -> None:
+    """A fly.toml names its app; a file without one is something else (pyproject.toml)."""
+    name = file.take("app", expect=str)
+    if name is None:
+        raise ImportFailed(
+            f'{file.name} is not a fly.toml: it has no app = "NAME" (a fly.toml names the '
+            'fly.io app it configures, like app = "relay-api")'
+        )
+    problem = _problem("slug", name)
+    if problem:
+        file.fail(("app",), f"{name!r} is not a fly.io app name: {problem}")
 
 
 def _infer(path: Path, file: Tracked) -> str:
@@ -159,9 +194,15 @@ def _problem(kind: str, value: Any) -> str | None:
     """Why ``value`` is not a valid ``kind`` of tiers.toml value (slug, env, url, path)."""
     from pydantic import TypeAdapter, ValidationError
 
-    from tiers.config.model import EnvName, Slug, Url, UrlPath
+    from tiers.config.model import EnvName, Memory, Slug, Url, UrlPath
 
-    types: dict[str, Any] = {"slug": Slug, "env": EnvName, "url": Url, "path": UrlPath}
+    types: dict[str, Any] = {
+        "slug": Slug,
+        "env": EnvName,
+        "url": Url,
+        "path": UrlPath,
+        "memory": Memory,
+    }
     try:
         TypeAdapter(types[kind]).validate_python(value)
     except ValidationError as exc:
@@ -177,10 +218,12 @@ def _check_names(service: str, secrets: Sequence[str]) -> None:
         problem = "that is an environment key"
     if problem:
         raise UsageError(f"--service {service}: {problem}")
-    for name in secrets:
+    for index, name in enumerate(secrets):
         problem = _problem("env", name)
         if problem:
             raise UsageError(f"--secret {name}: {problem}")
+        if name in secrets[:index]:
+            raise UsageError(f"--secret {name} is given twice; give each secret once")
 
 
 def _check_urls(urls: Mapping[str, str], apps: list[_App]) -> dict[str, str]:
@@ -210,6 +253,9 @@ class _Builder:
         self.urls = urls
         self.root = Table()
         self.vars: dict[str, str] = {}
+        self.processes: dict[str, str] = {}
+        self.buckets = _bucket_roles(apps)
+        self.stored: set[str] = set()
         self.unmapped: list[str] = []
         self.assumed: list[str] = []
         self.todo: list[str] = []
@@ -256,12 +302,14 @@ class _Builder:
             ("processes", _processes),
         ):
             found = [(app, read(app.file)) for app in self.apps]
-            self._merge(table, key, [(app, f) for app, f in found if f is not None])
+            kept = self._merge(table, key, [(app, f) for app, f in found if f is not None])
+            if key == "processes" and kept is not None:
+                self.processes = kept
 
-    def _merge(self, table: Table, key: str, found: list[tuple[_App, _Found]]) -> None:
+    def _merge(self, table: Table, key: str, found: list[tuple[_App, _Found]]) -> Any:
         """A service is the same code everywhere: keep the first value, list the others."""
         if not found:
-            return
+            return None
         (first_app, first), rest = found[0], found[1:]
         table.set(key, first.value, first.source)
         for app, other in rest:
@@ -269,6 +317,7 @@ class _Builder:
                 self.unmapped.append(
                     f"{app.file.name} {other.source} (differs from {first_app.file.name}, kept)"
                 )
+        return first.value
 
     def _environment(self, app: _App, index: int, trigger: Any) -> None:
         environment = self.root.table("environments").table(app.environment)
@@ -286,42 +335,86 @@ class _Builder:
     def _facts(self, app: _App, environment: Table) -> Table:
         """Move known facts out of [env] into their fields; return the plain variables."""
         plain = Table()
-        env = app.file.peek("env")
-        for name, value in env.items() if isinstance(env, dict) else []:
-            if not _valid("env", name) or not isinstance(value, str | int | float | bool):
+        storage = _Storage()
+        for name in app.file.get("env", expect=dict) or {}:
+            value = app.file.get("env", name, expect=_SCALAR)
+            if not _valid("env", name):
                 continue  # left untaken, so listed as unmapped
             app.file.take("env", name)
             text = str(value).lower() if isinstance(value, bool) else str(value)
-            if name in _NAMESPACE and "namespace" not in environment.entries:
+            if name == _PORT:
+                self.unmapped.append(
+                    f"{app.file.name} [env] {_PORT} (dropped: tiers tells each process its port)"
+                )
+            elif name in _NAMESPACE and self._claim("namespace", name):
                 environment.set("namespace", text, f"[env] {name}")
-                self.vars.setdefault("namespace", name)
-            elif name in _OBSERVABILITY and "observability" not in environment.entries:
+            elif name in _OBSERVABILITY and self._claim("observability_environment", name):
                 found = {"provider": _OBSERVABILITY[name], "environment": text}
                 environment.set("observability", found, f"[env] {name}")
-                self.vars.setdefault("observability_environment", name)
+            elif isinstance(value, str) and self._bucket(storage, name, value):
+                continue
             else:
                 plain.set(name, text, _CORS_COMMENT if name == _CORS else "")
+        if storage.buckets:
+            self._storage(app, environment, storage)
         return plain
+
+    def _claim(self, fact: str, name: str) -> bool:
+        """Whether ``name`` carries ``fact`` (the first variable to carry a fact keeps it)."""
+        return self.vars.setdefault(fact, name) == name
+
+    def _bucket(self, storage: _Storage, name: str, bucket: str) -> bool:
+        """Add the bucket in variable ``name`` to ``storage``, if it names one that fits there."""
+        if name not in self.buckets:
+            return False
+        role, provider = self.buckets[name]
+        fits = provider in (None, storage.provider or provider) and role not in storage.buckets
+        if not (fits and _BUCKET_NAME.fullmatch(bucket) and self._claim(f"bucket_{role}", name)):
+            return False
+        storage.buckets[role] = bucket
+        storage.names.append(name)
+        storage.provider = storage.provider or provider
+        return True
+
+    def _storage(self, app: _App, environment: Table, storage: _Storage) -> None:
+        provider = storage.provider
+        if provider is None:
+            provider = "s3"
+            names = ", ".join(storage.names)
+            self.assumed.append(f"{app.environment}: {names} names an S3 bucket")
+        found = {"provider": provider, "buckets": storage.buckets}
+        self.stored.add(app.environment)
+        environment.set("storage", found, f"[env] {', '.join(storage.names)}")
 
     def _binding(self, app: _App, binding: Table) -> None:
         binding.set("platform", "fly")
-        name = app.file.take("app")
-        if isinstance(name, str):
-            binding.set("app", name)
+        binding.set("app", app.name)
         if app.environment in self.urls:
             binding.set("url", self.urls[app.environment], "custom domain")
-        if isinstance(name, str):
-            binding.set("platform_url", f"https://{name}.fly.dev", "fly's own address")
-        region = app.file.peek("primary_region")
-        if isinstance(region, str):
-            binding.set("region", app.file.take("primary_region"))
-        vm = _vm(app.file)
-        if vm:
-            binding.set("vm", vm.value, vm.source)
+        binding.set("platform_url", f"https://{app.name}.fly.dev", "fly's own address")
+        region = app.file.take("primary_region", expect=str)
+        if region is not None:
+            binding.set("region", region)
+        found = read_vms(app.file, list(self.processes), lambda memory: _valid("memory", memory))
+        self.unmapped += found.unmapped
+        vm, sources = found.vm, found.sources
+        if "processes" not in vm:
+            if vm:
+                binding.set("vm", vm, ", ".join(sources))
+            return
+        # [...vm] with the VM of every group, then [...vm.processes] with each group's own
+        table = binding.table("vm")
+        for key, value in vm.items():
+            if key != "processes":
+                table.set(key, value)
+        processes = table.table("processes")
+        for group, machine in vm["processes"].items():
+            processes.set(group, machine)
+        (table if len(table.entries) > 1 else processes).title = ", ".join(sources)
 
     def _secrets(self, app: _App, index: int, binding: Table) -> None:
         if not self.secrets:
-            command = f"fly secrets list -a {app.name}" if app.name else "fly secrets list"
+            command = f"fly secrets list -a {app.name}"
             binding.comments.append(
                 f'secrets = ["DATABASE_URL"]  # TODO: the names `{command}` shows'
             )
@@ -349,13 +442,35 @@ class _Builder:
                 f"{_CORS} stays a plain variable: make it frontend_url once the frontend is "
                 "declared in tiers.toml (`tiers check` rejects a frontend_url no service serves)"
             )
+        ports = {port for app in self.apps for port in _ports(app.file)}
+        for name, command in self.processes.items():
+            fixed = sorted(p for p in ports if re.search(rf"(?<![\w$]){p}(?!\w)", command))
+            if fixed and _PORT not in command:
+                self.todo.append(
+                    f"[processes] {name} listens on port {fixed[0]}, fly's internal port: tiers "
+                    f"gives each process its own in $PORT, so write $PORT in its command"
+                )
+
+    def _unknown(self) -> list[str]:
+        """What the files did not say, for the header."""
+        everywhere = {app.environment for app in self.apps}
+        return [
+            "the database",
+            "Redis",
+            *(["storage"] if self.stored != everywhere else []),
+            "the frontend",
+            *(["the custom domains"] if set(self.urls) != everywhere else []),
+        ]
 
     def header(self) -> list[str]:
         lines = [
             "tiers.toml written by `tiers import fly` from:",
             *(f"  {app.file.name} ({app.environment})" for app in self.apps),
-            "fly.toml does not know the database, Redis, storage, the frontend or the custom",
-            "domains: add them (see `tiers init --example plyr`), then run `tiers check`.",
+            *textwrap.wrap(
+                f"fly.toml does not know {_series(self._unknown())}: add them (see "
+                "`tiers init --example plyr`), then run `tiers check`.",
+                width=88,
+            ),
             "",
             "assumed:",
             *(f"  {line}" for line in self.assumed),
@@ -364,6 +479,10 @@ class _Builder:
         if not self.unmapped:
             return [*lines, "could not map: nothing"]
         return [*lines, "could not map:", *(f"  {line}" for line in self.unmapped)]
+
+
+def _series(items: list[str]) -> str:
+    return ", ".join(items[:-1]) + " or " + items[-1]
 
 
 def _access_example(environment: str) -> list[str]:
@@ -395,25 +514,24 @@ def _project_name(apps: list[_App]) -> str:
 
 
 def _release_command(file: Tracked) -> _Found | None:
-    if not isinstance(file.peek("deploy", "release_command"), str):
-        return None
-    return _Found(file.take("deploy", "release_command"), "[deploy] release_command")
+    command = file.take("deploy", "release_command", expect=str)
+    return _Found(command, "[deploy] release_command") if command is not None else None
 
 
 def _processes(file: Tracked) -> _Found | None:
-    table = file.peek("processes")
     out: dict[str, str] = {}
-    for name, command in table.items() if isinstance(table, dict) else []:
-        if isinstance(command, str) and _valid("slug", name):
+    for name in file.get("processes", expect=dict) or {}:
+        file.get("processes", name, expect=str)  # a command of another type is an error
+        if _valid("slug", name):
             out[name] = file.take("processes", name)
     return _Found(out, "[processes]") if out else None
 
 
 def _health(file: Tracked) -> _Found | None:
     """The path of the first HTTP check: [http_service] checks, [checks.NAME], [[services]]."""
-    for at, check in _http_checks(file):
-        path = check.get("path")
-        if isinstance(path, str) and _valid("path", path):
+    for at, _ in _http_checks(file):
+        path = file.get(*at, "path", expect=str)
+        if path is not None and _valid("path", path):
             file.take(*at, "path")
             return _Found(path, f"{file.label(at)} path")
     return None
@@ -428,25 +546,38 @@ def _http_checks(file: Tracked) -> list[tuple[KeyPath, dict[str, Any]]]:
     return found
 
 
-def _vm(file: Tracked) -> _Found | None:
-    """The first [[vm]]: size (or cpu_kind and cpus) and memory (or memory_mb)."""
-    tables = file.tables("vm")
-    if not tables:
-        return None
-    at, vm = tables[0]
-    out: dict[str, str] = {}
-    if isinstance(vm.get("size"), str):
-        out["size"] = file.take(*at, "size")
-    elif isinstance(vm.get("cpus"), int) and vm.get("cpu_kind", "shared") in (
-        "shared",
-        "performance",
-    ):
-        kind = file.take(*at, "cpu_kind") or "shared"
-        cpus = file.take(*at, "cpus")
-        out["size"] = f"shared-cpu-{cpus}x" if kind == "shared" else f"performance-{cpus}x"
-    for key in ("memory", "memory_mb"):
-        value = vm.get(key)
-        if isinstance(value, str | int) and not isinstance(value, bool) and "memory" not in out:
-            file.take(*at, key)
-            out["memory"] = f"{value}mb" if isinstance(value, int) else value
-    return _Found(out, file.label(at)) if out else None
+def _ports(file: Tracked) -> list[str]:
+    """The ports fly routes to and [env] PORT: what a process command may have written in."""
+    services = [table for _, table in file.tables("services")]
+    found = [file.peek("http_service", "internal_port"), file.peek("env", _PORT)]
+    ports = [str(p) for p in [*found, *(s.get("internal_port") for s in services)]]
+    return [p for p in ports if p.isdigit()]  # an odd type is left to the leftovers
+
+
+def _bucket_roles(apps: list[_App]) -> dict[str, tuple[str, str | None]]:
+    """Each ``[env]`` variable that names a bucket, with its role and storage provider.
+
+    The role comes from the variable's name (``R2_AUDIO_BUCKET`` → audio), else from the
+    buckets it names (``R2_BUCKET = "audio-staging"`` → audio), else it is ``main``; the
+    provider from the name too (``R2_`` → r2), when it says.
+    """
+    values: dict[str, set[str]] = {}
+    for app in apps:
+        env = app.file.peek("env")
+        for name, value in env.items() if isinstance(env, dict) else []:
+            if "BUCKET" in name.split("_") and isinstance(value, str):
+                values.setdefault(name, set()).add(_role_of(value, app))
+    out: dict[str, tuple[str, str | None]] = {}
+    for name, guesses in values.items():
+        words = [w for w in name.split("_") if w]
+        provider = next((_STORAGE[w] for w in words if w in _STORAGE), None)
+        rest = [w.lower() for w in words if w not in _STORAGE and w not in ("BUCKET", "NAME")]
+        role = "_".join(rest) or (guesses.pop() if len(guesses) == 1 else "")
+        out[name] = (role if _valid("slug", role) else "main", provider)
+    return out
+
+
+def _role_of(bucket: str, app: _App) -> str:
+    """``audio-staging`` in staging → ``audio``: the bucket's name less its environment's."""
+    environment = {app.environment, app.role, *(w for w, r in _ROLES.items() if r == app.role)}
+    return "-".join(w for w in re.split(r"[-_.]", bucket) if w and w not in environment)
