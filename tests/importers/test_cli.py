@@ -90,6 +90,13 @@ def test_an_existing_file_is_kept_without_force() -> None:
 
 
 def test_config_option_chooses_where_to_write() -> None:
+    missing = tiers("import", "fly", *SEED, *SECRETS, "-c", "deploy/tiers.toml")
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        "error: cannot write deploy/tiers.toml: the folder deploy does not exist; "
+        "create it first\n"
+    )
+    Path("deploy").mkdir()
     assert tiers("import", "fly", *SEED, *SECRETS, "-c", "deploy/tiers.toml").returncode == 0
     assert load("deploy/tiers.toml").config.order == ["staging", "production"]
     assert not Path("tiers.toml").exists()

@@ -85,7 +85,7 @@ def fly(
     if dry_run:
         typer.echo(result.text, nl=False)  # byte for byte, so it can be redirected to a file
     else:
-        atomic_write(config, result.text)
+        atomic_write(config, result.text, parents=False)
         io.out(f"wrote {config}: {', '.join(result.environments)}")
     for line in [*(f"could not map: {u}" for u in result.unmapped), *result.notes]:
         typer.echo(line, err=True)
