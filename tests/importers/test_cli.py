@@ -93,8 +93,7 @@ def test_config_option_chooses_where_to_write() -> None:
     missing = tiers("import", "fly", *SEED, *SECRETS, "-c", "deploy/tiers.toml")
     assert missing.returncode == 2
     assert missing.stderr == (
-        "error: cannot write deploy/tiers.toml: the folder deploy does not exist; "
-        "create it first\n"
+        "error: cannot write deploy/tiers.toml: the folder deploy does not exist; create it first\n"
     )
     Path("deploy").mkdir()
     assert tiers("import", "fly", *SEED, *SECRETS, "-c", "deploy/tiers.toml").returncode == 0

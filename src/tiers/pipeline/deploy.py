@@ -26,14 +26,14 @@ from tiers.config import Config, Environment
 from tiers.config.model import redact
 from tiers.errors import OperationError, PlatformError, TiersError, UsageError
 from tiers.git import Repo
-from tiers.pipeline import commit, databases
+from tiers.pipeline import commit
 from tiers.pipeline.commit import Shipped
 from tiers.pipeline.migrations import Migrations
 from tiers.pipeline.paths import touched
 from tiers.pipeline.report import Reporter, StepNote
-from tiers.platforms.local.platform import LocalPlatform
-from tiers.platforms.local.releases import Instance, LocalReleases
+from tiers.platforms.base import Artifact, Instance, Platforms
 from tiers.platforms.runtime import Release
+from tiers.providers import databases
 from tiers.state import Deployment, Lease, StateStore, default_holder
 
 __all__ = ["Pipeline", "Target"]
@@ -61,7 +61,7 @@ class Run:
     env: Environment
     release: Release
     source: Path
-    venvs: dict[str, Path | None]
+    artifacts: dict[str, Artifact]
     db_url: str | None
     head_before: str | None
     snapshot: databases.Snapshot | None = None
@@ -86,8 +86,7 @@ class Pipeline:
         self.store = store
         self.report = report
         self.actor = actor or default_holder().partition(" pid ")[0]
-        self.platform = LocalPlatform(config, self.project_dir)
-        self.releases = LocalReleases(self.platform)
+        self.platforms = Platforms(config, self.project_dir)
 
     # -- what --------------------------------------------------------------------------------
 
@@ -116,13 +115,14 @@ class Pipeline:
 
     def services(self, env: Environment) -> list[str]:
         """The services a deploy of ``env`` ships, APIs before the frontends that call them."""
-        found = [
-            name
-            for name, binding in env.services.items()
-            if binding.platform == "local" and not self.config.services[name].optional
-        ]
+        found = [name for name in env.services if not self.config.services[name].optional]
         if not found:
-            raise UsageError(f"{env.name} has no service on the local platform to deploy")
+            raise UsageError(f"{env.name} binds no service to a platform; nothing to deploy")
+        for name in found:  # every one of them, or none: never a part left out silently
+            try:
+                self.platforms.of(env, name)
+            except UsageError as exc:
+                raise UsageError(f"{env.name}: cannot deploy {name}: {exc}") from None
         return sorted(found, key=lambda s: self.config.services[s].kind == "frontend")
 
     def deployable(self, name: str) -> Environment:
@@ -175,7 +175,7 @@ class Pipeline:
             f"  build     export {short} to .tiers/releases/; "
             + ("; ".join(built) or "nothing to build")
         )
-        if url := self.platform.database_url(env):
+        if url := self.platforms.database_url(env):
             lines.append(f"  snapshot  {redact(url)}")
         released = [f"{n}: {s.release_command}" for n, s in specs.items() if s.release_command]
         lines.append("  release   " + ("; ".join(released) or "no release_command"))
@@ -205,15 +205,17 @@ class Pipeline:
         tree, as does every environment of a project outside git.
         """
         env = self.environment(environment)
-        deployed = [i for i in self.releases.live(environment).values() if i.tag]
+        deployed = [i for i in self.platforms.live(env).values() if i.tag]
         if deployed and not env.local:  # a local tier frozen once runs its work tree again
             with self._lock(environment, wait=True):
-                self.platform.prepare(environment)
+                self.prepare(env)
                 self.repair(environment)
-                self.platform.up(environment)
+                for platform in self.platforms.serving(env):
+                    platform.up(environment)
             return f"up, serving {deployed[0].version}"
         if env.trigger.kind not in ("push", "release") or not _in_git(self.project_dir):
-            self.platform.up(environment)
+            for platform in self.platforms.serving(env):
+                platform.up(environment)
             return "up, from the work tree"
         try:
             target = self.target(env, None)
@@ -267,13 +269,13 @@ class Pipeline:
             )
         services = self._chosen(env, services)
         with self._lock(environment, wait) as lease:
-            self.platform.prepare(environment)  # the database must answer from here on
+            self.prepare(env)  # the database must answer from here on
             self.repair(environment)
             if unless_served and self.serves(environment, services, target):
                 return None
             if forced is None:
                 self.check_promotion(env, target)
-            db_url = self.platform.database_url(env)
+            db_url = self.platforms.database_url(env)
             head = head_of(db_url)
             manifest = self._manifest(env, target, services)
             if forced is not None:
@@ -311,7 +313,7 @@ class Pipeline:
     def _abandon(self, run: Run, manifest: dict[str, Any], state: Any, why: str) -> None:
         found = self.store.get(run.deployment)
         if found is not None and found.state == "running":
-            live = self.releases.live(run.env.name).values()
+            live = self.platforms.live(run.env).values()
             if not any(i.tag == str(run.deployment) for i in live):
                 self._restore(run, "it ended", compatible_ok=True)  # nothing switched
             self._end(run, state, why, manifest)
@@ -319,19 +321,15 @@ class Pipeline:
 
     def _settle(self, environment: str) -> None:
         """Point each site at what live.json says serves, then stop every other instance."""
-        if not self.platform.supervisor.alive():
-            return
-        for instance in self.releases.live(environment).values():
-            if instance.tag and self.releases.running(instance):
-                self.releases.switch(instance)
-        for name in self.releases.strays(environment):
-            self.platform.supervisor.stop(name)
-            self.report.line(f"{environment}: stopped {name}, not the live release")
+        env = self.environment(environment)
+        for platform in self.platforms.serving(env):
+            for name in platform.settle(environment):
+                self.report.line(f"{environment}: stopped {name}, not the live release")
 
     def serves(self, environment: str, services: list[str], target: Target) -> bool:
         """Whether every one of ``services`` runs a deployed ``target``, or a later commit
         that contains it (so a late CI job for an older push or tag changes nothing)."""
-        live = self.releases.live(environment)
+        live = self.platforms.live(self.environment(environment))
         repo = Repo.find(self.project_dir)
 
         def contains(instance: Instance) -> bool:
@@ -418,14 +416,15 @@ class Pipeline:
             run.source = exported / self.project_dir.relative_to(repo.root)
             notes = []
             for service in services:
-                run.venvs[service], what = self.releases.build(service, run.source)
-                notes.append(f"{service} {what}")
+                artifact = self.platforms.of(run.env, service).build(service, run.source)
+                run.artifacts[service] = artifact
+                notes.append(f"{service} {artifact.note}")
             note.text = "; ".join(notes)
 
     def _ship(self, run: Run, services: list[str], manifest: dict[str, Any]) -> None:
         if run.db_url:
             with self._step(run, "snapshot") as note:
-                dump = self.platform.env_dir(run.env) / "snapshots" / f"{run.deployment}.dump"
+                dump = self.snapshot_path(run.env.name, run.deployment)
                 dump.parent.mkdir(parents=True, exist_ok=True)
                 run.snapshot = databases.snapshot(run.db_url, dump)
                 manifest["snapshot"] = str(dump)
@@ -433,9 +432,10 @@ class Pipeline:
         try:
             with self._step(run, "release") as note:
                 for service in services:
-                    self.releases.release_command(
-                        run.env.name, service, run.release, run.source, run.venvs[service]
-                    )
+                    if command := self.config.services[service].release_command:
+                        self.platforms.of(run.env, service).run(
+                            run.env.name, service, run.release, run.artifacts[service], command
+                        )
                 note.text = f"migration head {head_of(run.db_url) or 'none'}"
         except PlatformError as exc:
             db = self._restore(run, "release")
@@ -443,12 +443,11 @@ class Pipeline:
             raise self._failed(run, "its release command failed", db, exc) from None
         new = self._start(run, services, manifest)
         with self._step(run, "switch"):
-            old = {service: self.releases.switch(new[service]) for service in services}
+            old = {s: self.platforms.of(run.env, s).switch(new[s]) for s in services}
         with self._step(run, "drain") as note:
             stopped = [i for i in old.values() if i is not None]
             for instance in stopped:
-                timeout = self.config.services[instance.service].drain_timeout
-                self.releases.stop(instance, drain=timeout, switched=True)
+                self.drain(run.env, instance)
             note.text = ", ".join(f"{i.service} {i.version}" for i in stopped) or "nothing"
         self._end(run, "succeeded", None, manifest)
 
@@ -459,22 +458,21 @@ class Pipeline:
         try:
             with self._step(run, "start"):
                 for service in services:
-                    new[service] = self.releases.start(
+                    new[service] = self.platforms.of(run.env, service).start(
                         run.env.name,
                         service,
                         run.release,
-                        run.source,
-                        run.venvs[service],
+                        run.artifacts[service],
                         tag=str(run.deployment),
                     )
             with self._step(run, "health") as note:
                 for service, instance in new.items():
                     timeout = self.config.services[service].health_timeout
-                    self.releases.wait_healthy(instance, timeout)
+                    self.platforms.of(run.env, service).wait_healthy(instance, timeout)
                 note.text = "healthy"
         except Exception as exc:
-            for instance in new.values():
-                self.releases.stop(instance)
+            for service, instance in new.items():
+                self.platforms.of(run.env, service).stop(instance)
             db = self._restore(run, "health", compatible_ok=True)
             self._end(run, "failed", str(exc), manifest)
             raise self._failed(run, "the new version did not become healthy", db, exc) from None
@@ -500,6 +498,20 @@ class Pipeline:
     @property
     def state_dir(self) -> Path:
         return self.project_dir / ".tiers"
+
+    def snapshot_path(self, environment: str, deployment: int) -> Path:
+        """Where the database snapshot taken by ``deployment`` is kept."""
+        return self.state_dir / "snapshots" / environment / f"{deployment}.dump"
+
+    def prepare(self, env: Environment) -> None:
+        """Everything ``env``'s release runs on, on each of its platforms."""
+        for platform in self.platforms.serving(env):
+            platform.prepare(env.name)
+
+    def drain(self, env: Environment, instance: Instance) -> None:
+        """Stop ``instance``, just switched away from, within its service's drain time."""
+        timeout = self.config.services[instance.service].drain_timeout
+        self.platforms.of(env, instance.service).stop(instance, drain=timeout, switched=True)
 
     def _relative(self) -> Path:
         return self.project_dir.relative_to(Repo.find(self.project_dir).root)
@@ -531,7 +543,7 @@ class Pipeline:
             self.store.mark_interrupted(
                 deployment.id, f"tiers stopped during its {step} step; repaired by the next run"
             )
-            live = self.releases.live(environment).values()
+            live = self.platforms.live(self.environment(environment)).values()
             switched = any(i.tag == str(deployment.id) for i in live)
             what = "it had switched" if switched else self._undo(environment, deployment)
             self.report.line(
@@ -544,8 +556,8 @@ class Pipeline:
     def _undo(self, environment: str, deployment: Deployment) -> str:
         """The database of a deployment killed before its switch, as it was before it."""
         env = self.environment(environment)
-        db_url = self.platform.database_url(env)
-        dump = self.platform.env_dir(env) / "snapshots" / f"{deployment.id}.dump"
+        db_url = self.platforms.database_url(env)
+        dump = self.snapshot_path(environment, deployment.id)
         snapped = any(s.name == "snapshot" and s.outcome == "ok" for s in deployment.steps)
         if not (db_url and snapped and dump.exists()):
             return "what serves is unchanged"
@@ -588,7 +600,7 @@ class Pipeline:
         return "the database was restored from its snapshot"
 
     def _failed(self, run: Run, why: str, db: str, exc: Exception) -> OperationError:
-        live = self.releases.live(run.env.name)
+        live = self.platforms.live(run.env)
         serving = ", ".join(f"{s} {i.version}" for s, i in live.items()) or "nothing yet"
         return OperationError(
             f"{run.env.name}: deployment {run.deployment} failed: {why}; nothing was "

@@ -149,7 +149,7 @@ class Releaser:
             path = self.config.services[service].health
             if not (path and binding.url):
                 continue
-            live = self.pipeline.releases.live(before.name).get(service)
+            live = self.pipeline.platforms.live(before).get(service)
             problem = _unhealthy(binding.url + path, live.commit if live else None)
             if problem:
                 raise OperationError(

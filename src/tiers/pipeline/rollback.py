@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from tiers.errors import OperationError, PlatformError, UsageError
-from tiers.pipeline import databases
 from tiers.pipeline.deploy import RUN_ONLY, DbChoice, Pipeline, Run, Target, head_of
 from tiers.pipeline.migrations import Migrations
 from tiers.platforms.runtime import Release
+from tiers.providers import databases
 from tiers.state import Deployment
 
 __all__ = ["rollback"]
@@ -47,14 +47,14 @@ def rollback(
     """
     pipeline.deployable(environment)
     with pipeline._lock(environment, wait) as lease:
-        pipeline.platform.prepare(environment)
+        pipeline.prepare(pipeline.environment(environment))
         pipeline.repair(environment)
         current, target = _target(pipeline, environment, to)
         old = pipeline.at(_as_target(target), forced="rollback")
         new = pipeline.at(_as_target(current), forced="rollback")
         env = old.environment(environment)
         services = old.services(env)
-        db_url = old.platform.database_url(env)
+        db_url = old.platforms.database_url(env)
         head = head_of(db_url)
         downgrade_to = target.migration_after
         if db == "downgrade":
@@ -76,14 +76,11 @@ def rollback(
             old._build(run, services)
             instances = old._start(run, services, manifest)
             with old._step(run, "switch"):
-                replaced = {
-                    service: old.releases.switch(instances[service]) for service in services
-                }
+                replaced = {s: old.platforms.of(env, s).switch(instances[s]) for s in services}
             with old._step(run, "drain"):
                 for instance in replaced.values():
                     if instance is not None:
-                        timeout = new.config.services[instance.service].drain_timeout
-                        old.releases.stop(instance, drain=timeout, switched=True)
+                        new.drain(new.environment(environment), instance)
             old.store.finish(
                 current.id, "rolled-back", error=f"rolled back by deployment {deployment}"
             )
@@ -190,7 +187,7 @@ def _downgrade(
     assert run.db_url is not None
     source = new.state_dir / "releases" / (current.commit or "") / new._relative()
     release = Release(current.version, current.commit or "")
-    dump = new.platform.env_dir(run.env) / "snapshots" / f"{run.deployment}.dump"
+    dump = new.snapshot_path(run.env.name, run.deployment)
     dump.parent.mkdir(parents=True, exist_ok=True)
     with new._step(run, "snapshot") as note:
         snapshot = databases.snapshot(run.db_url, dump)
@@ -198,10 +195,13 @@ def _downgrade(
         note.text = f"migration head {snapshot.migration_head or 'none'}, before the downgrade"
     try:
         with new._step(run, "downgrade") as note:
-            for service, spec in new.config.services.items():
-                if spec.downgrade_command and service in new.services(run.env):
-                    venv, _ = new.releases.build(service, source)
-                    new.releases.downgrade(run.env.name, service, release, source, venv, to)
+            env = new.environment(run.env.name)
+            for service in new.services(env):
+                if command := new.config.services[service].downgrade_command:
+                    platform = new.platforms.of(env, service)
+                    artifact = platform.build(service, source)
+                    target = {"TIERS_MIGRATION_TARGET": to}
+                    platform.run(run.env.name, service, release, artifact, command, target)
             note.text = f"migration head {head_of(run.db_url) or 'none'}"
     except PlatformError as exc:
         with new._step(run, "restore") as note:

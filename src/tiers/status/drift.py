@@ -403,15 +403,14 @@ def _commits(repo: Repo | None, why: str | None, a: Side, b: Side) -> Commits:
 
 def _live_reader(config: Config, project_dir: Path) -> Any:
     """A function: environment → what serves it on this machine (None if unreadable)."""
-    from tiers.platforms.local.platform import LocalPlatform
-    from tiers.platforms.local.releases import LocalReleases
+    from tiers.platforms.base import Platforms
 
-    releases = LocalReleases(LocalPlatform(config, project_dir))
+    platforms = Platforms(config, project_dir)
 
     def live(environment: str) -> dict[str, Live] | None:
         try:
-            found = releases.live(environment)
-        except (OSError, ValueError, TypeError, KeyError):
+            found = platforms.live(config.environments[environment])
+        except (TiersError, OSError, ValueError, TypeError, KeyError):
             return None
         return {s: Live(i.version, i.commit) for s, i in found.items()}
 

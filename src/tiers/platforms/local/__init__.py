@@ -8,7 +8,7 @@
 
 from tiers.platforms.local.caddy import Caddy, Site, caddy_binary
 from tiers.platforms.local.ports import free_port, port_in_use, wait_for_port
-from tiers.platforms.local.postgres import PostgresCluster, find_binaries
+from tiers.platforms.local.postgres import PostgresCluster
 from tiers.platforms.local.redis import RedisServer
 from tiers.platforms.local.supervisor import SupervisorClient, spawn
 
@@ -19,7 +19,6 @@ __all__ = [
     "Site",
     "SupervisorClient",
     "caddy_binary",
-    "find_binaries",
     "free_port",
     "port_in_use",
     "spawn",

@@ -22,17 +22,19 @@ import sqlite3
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from tiers.config import Config, Environment
 from tiers.errors import PlatformError
+from tiers.platforms.base import Artifact, Instance
 from tiers.platforms.local.caddy import Caddy
 from tiers.platforms.local.ports import free_port, http_ok, port_in_use
 from tiers.platforms.local.postgres import PostgresCluster
 from tiers.platforms.local.redis import RedisServer
-from tiers.platforms.local.releases import LocalReleases
+from tiers.platforms.local.releases import LocalReleases, run_command
 from tiers.platforms.local.supervisor import SupervisorClient, spawn
 from tiers.platforms.runtime import Release
 
@@ -147,8 +149,10 @@ class LocalPlatform:
         except PlatformError as exc:
             raise PlatformError(f"{environment}: {exc}") from None
 
-    def database_url(self, env: Environment) -> str | None:
-        """Where this platform's processes reach ``env``'s database (None: not known)."""
+    def database_url(self, environment: str) -> str | None:
+        """Where this platform's processes reach the environment's database (None: not
+        known): a local SQLite file, else the configured URL."""
+        env = self.config.environments[environment]
         if (path := self.sqlite(env)) is not None:
             return f"sqlite:///{path}"
         return env.database.url if env.database else None
@@ -374,6 +378,89 @@ class LocalPlatform:
                 redis.stop()
             if (found := self.postgres(env)) is not None:
                 found[0].stop()
+
+    # -- a release (the platform contract: see tiers.platforms.base) --------------------------
+
+    def build(self, service: str, source: Path) -> Artifact:
+        """The service's build into a virtualenv kept while its lock file is unchanged."""
+        venv, note = LocalReleases(self).build(service, source)
+        return Artifact(str(venv) if venv else None, note, str(source))
+
+    def run(
+        self,
+        environment: str,
+        service: str,
+        release: Release,
+        artifact: Artifact,
+        command: str,
+        extra: dict[str, str] | None = None,
+    ) -> str:
+        """``command`` in the release's directory, with what its processes are given."""
+        spec = self.config.services[service]
+        venv = Path(artifact.ref) if artifact.ref else None
+        variables = LocalReleases(self).variables(environment, service, release, venv, None)
+        what = {spec.release_command: "release", spec.downgrade_command: "downgrade"}
+        label = f"{service}: {what.get(command, 'run')}"
+        return run_command(
+            command, Path(artifact.source) / spec.root, variables | (extra or {}), label
+        )
+
+    def start(
+        self, environment: str, service: str, release: Release, artifact: Artifact, tag: str
+    ) -> Instance:
+        venv = Path(artifact.ref) if artifact.ref else None
+        source = Path(artifact.source)
+        return LocalReleases(self).start(environment, service, release, source, venv, tag)
+
+    def wait_healthy(self, instance: Instance, timeout: float) -> None:
+        LocalReleases(self).wait_healthy(instance, timeout)
+
+    def switch(self, instance: Instance) -> Instance | None:
+        return LocalReleases(self).switch(instance)
+
+    def stop(self, instance: Instance, drain: float = 10.0, switched: bool = False) -> None:
+        LocalReleases(self).stop(instance, drain=drain, switched=switched)
+
+    def live(self, environment: str) -> dict[str, Instance]:
+        return LocalReleases(self).live(environment)
+
+    def running(self, instance: Instance) -> bool:
+        return LocalReleases(self).running(instance)
+
+    def settle(self, environment: str) -> list[str]:
+        """Each site on what live.json says serves; every other instance's processes stopped."""
+        if not self.supervisor.alive():
+            return []
+        releases = LocalReleases(self)
+        for instance in releases.live(environment).values():
+            if instance.tag and releases.running(instance):
+                releases.switch(instance)
+        strays = releases.strays(environment)
+        for name in strays:
+            self.supervisor.stop(name)
+        return strays
+
+    # -- logs ------------------------------------------------------------------------------
+
+    def logs(
+        self,
+        environment: str,
+        process: str | None,
+        lines: int,
+        follow: bool,
+        emit: Callable[[str], None],
+        colour: bool = False,
+        since: Any = None,
+    ) -> None:
+        from tiers.platforms.local.logs import follow_logs, log_files
+
+        files = log_files(self, environment, process)
+        follow_logs(files, lines, follow, emit, colour=colour, since=since)
+
+    def log_position(self, environment: str) -> Any:
+        from tiers.platforms.local.logs import log_sizes
+
+        return log_sizes(self, environment)
 
 
 def _reachable(what: str, url: str, key: str) -> None:

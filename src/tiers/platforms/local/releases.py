@@ -32,13 +32,14 @@ import subprocess
 import sys
 import time
 import venv as venv_module
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from tiers.errors import PlatformError
 from tiers.files import atomic_write
+from tiers.platforms.base import Instance
 from tiers.platforms.local.ports import free_port, http_ok
 from tiers.platforms.local.supervisor import GUARDED, die_with_parent
 from tiers.platforms.runtime import Release, process_env
@@ -54,26 +55,6 @@ SETTLE = 1.0  # seconds between a switch and the old instance's SIGTERM
 _LOG_LINES = 20
 # All a process takes from whoever ran tiers (PATH too, after its own bin directory).
 _PASSED = ("HOME", "LANG", "LC_ALL", "TZ")
-
-
-@dataclass(frozen=True)
-class Instance:
-    """One release of one service in one environment, running or ready to serve."""
-
-    environment: str
-    service: str
-    tag: str
-    version: str
-    commit: str
-    processes: tuple[str, ...] = ()
-    port: int | None = None
-    site: str | None = None
-    source: str = ""
-    venv: str | None = None
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Instance:
-        return cls(**{**data, "processes": tuple(data.get("processes", ()))})
 
 
 def cache_dir() -> Path:

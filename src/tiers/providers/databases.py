@@ -53,7 +53,7 @@ from psycopg import sql
 
 from tiers.config.model import redact
 from tiers.errors import PlatformError, UsageError
-from tiers.platforms.local.postgres import find_binaries
+from tiers.providers.binaries import find_binaries
 
 __all__ = ["Snapshot", "fingerprint", "migration_head", "populated", "restore", "snapshot"]
 

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from tiers.errors import PlatformError, UsageError
-from tiers.pipeline import databases
-from tiers.pipeline.databases import (
+from tiers.providers import databases
+from tiers.providers.databases import (
     Snapshot,
     fingerprint,
     migration_head,
