@@ -116,8 +116,8 @@ def _kind(mode: int) -> str:
 
 
 def _newlines(text: str) -> str:
-    """Line endings as ``Path.read_text`` gives them: \\r\\n and \\r become \\n."""
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    """\\r\\n line endings as \\n (a lone \\r is not a line ending in TOML)."""
+    return text.replace("\r\n", "\n")
 
 
 def _end_of(text: str) -> Position:

@@ -9,6 +9,8 @@ runs (``MAX_DEPTH``); its messages are reworded here, each with a position.
 
 from __future__ import annotations
 
+import ast
+import json
 import re
 import sys
 import tomllib
@@ -125,7 +127,7 @@ def describe(exc: tomllib.TOMLDecodeError, text: str) -> tuple[Position, str, st
     else:
         reason, index = reason or str(exc), len(text)
     if reason.startswith(_CLASHES):
-        return _clash(text, index)
+        return _clash(text, index, reason)
     bad = text[index : index + 1]
     if reason == "Unterminated string" or reason.startswith("Expected \"'"):
         message = "this string is never closed"
@@ -198,13 +200,15 @@ _REWORDED = {
 }
 
 
-def _clash(text: str, index: int) -> tuple[Position, str, str]:
+def _clash(text: str, index: int, reason: str) -> tuple[Position, str, str]:
     """The second definition of a key or table: where it is, and what it clashes with."""
     positions = Positions(text)
     statement = positions.statement_at(len(text[: max(index - 1, 0)].encode("utf-8")))
     if statement is None:
         return _position(text, index), "", "defined twice; each key and table is written once"
     position, key, kind = statement
+    if reason.startswith("Cannot declare "):  # tomllib names the table; trust it over ours
+        key = tuple(ast.literal_eval(reason.removeprefix("Cannot declare ").rsplit(" ", 1)[0]))
     name = dotted(key)
     before = [s for s in positions.statements.values() if s[0] < position]
     for earlier, other, _ in before:
@@ -247,8 +251,15 @@ def dotted(key: Key) -> str:
     """``("environments", "staging", "bypass", 0)`` → ``environments.staging.bypass[0]``."""
     out = ""
     for part in key:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        name = part if _BARE.fullmatch(part) else json.dumps(part, ensure_ascii=False)
+        out += f".{name}" if out else name
     return out
+
+
+_BARE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @cache
@@ -343,7 +354,7 @@ def _key_names(node: Any) -> list[str]:
     while stack:  # a dotted key is a left-leaning tree: a.b.c is ((a . b) . c)
         part = stack.pop()
         if part.type == "dotted_key":
-            stack.extend(reversed([c for c in part.children if c.is_named]))
+            stack.extend(reversed([c for c in part.children if c.type.endswith("key")]))
         elif part.type == "quoted_key":
             names.append(next(iter(tomllib.loads(f"{part.text.decode('utf-8')} = 0"))))
         else:
