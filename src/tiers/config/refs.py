@@ -48,7 +48,7 @@ def resolve(source: Source) -> dict[str, Any]:
             resolver.settle(key)
         except _Unresolvable as exc:
             problems.append(exc.problem)
-            if len(problems) == _MAX_PROBLEMS:
+            if len(problems) == _MAX_PROBLEMS or resolver.copied > MAX_COPIED:
                 break
     if problems:
         raise ConfigError(problems)

@@ -129,12 +129,17 @@ def describe(exc: tomllib.TOMLDecodeError, text: str) -> tuple[Position, str, st
     if reason.startswith(_CLASHES):
         return _clash(text, index, reason)
     bad = text[index : index + 1]
-    if reason == "Unterminated string" or reason.startswith("Expected \"'"):
+    if reason in ("Unterminated string", "Expected \"'''\""):
         message = "this string is never closed"
-        index = _opening(text, index)
-    elif bad == "\n" and reason.startswith(("Illegal character", "Found invalid character")):
+        index = _opening(text, index, strings=True)
+    elif reason == "Unclosed array" and not text[index:].strip():
+        message = "this list is never closed; close it with ]"
+        index = _opening(text, index, strings=False)
+    elif reason == "Expected \"'\"" or (
+        bad == "\n" and reason.startswith(("Illegal character", "Found invalid character"))
+    ):
         message = 'this string is not closed on its line; close it, or use """ for several lines'
-        index = _opening(text, index)
+        index = _opening(text, index, strings=True)
     elif bad and (bad < " " or bad == "\x7f") and bad not in "\t\n":
         message = (
             f"the control character U+{ord(bad):04X} is not allowed here; remove it, "
@@ -143,7 +148,7 @@ def describe(exc: tomllib.TOMLDecodeError, text: str) -> tuple[Position, str, st
     elif reason.startswith("Unescaped '\\'"):
         index = text.rfind("\\", 0, index)
         message = (
-            f"{text[index : index + 2]!r} is not an escape; write \\\\ for a backslash, "
+            f"{text[index : index + 2].strip()} is not an escape; write \\\\ for a backslash, "
             "or use a 'literal string', where backslashes are plain"
         )
     elif _DATE.match(text, _word_start(text, index)):
@@ -161,11 +166,19 @@ def _word_start(text: str, index: int) -> int:
     return max(text.rfind(c, 0, index) for c in " \t\n=[,{") + 1
 
 
-def _opening(text: str, index: int) -> int:
-    """Where the string that is still open at ``index`` began."""
-    tokens = _TOKENS.finditer(text, 0, index)
-    opened = [m.start() for m in tokens if m.lastgroup in ("open", "quote")]
-    return opened[-1] if opened else index
+def _opening(text: str, index: int, *, strings: bool) -> int:
+    """Where the string (or else the list) that is still open at ``index`` began."""
+    opened: list[int] = []
+    lists: list[int] = []
+    for match in _TOKENS.finditer(text, 0, index):
+        if match.lastgroup in ("open", "quote"):
+            opened.append(match.start())
+        elif match.group() in "[{":
+            lists.append(match.start())
+        elif match.group() in "]}" and lists:
+            lists.pop()
+    found = opened if strings else lists
+    return found[-1] if found else index
 
 
 _CLASHES = (
@@ -211,10 +224,12 @@ def _clash(text: str, index: int, reason: str) -> tuple[Position, str, str]:
         key = tuple(ast.literal_eval(reason.removeprefix("Cannot declare ").rsplit(" ", 1)[0]))
     name = dotted(key)
     before = [s for s in positions.statements.values() if s[0] < position]
-    for earlier, other, _ in before:
+    for earlier, other, other_kind in before:
         line = earlier[0]
         if other == key and kind == "pair":
             return position, name, f"set twice (first on line {line}); keep one of them"
+        if other == key and other_kind == "pair":
+            return position, name, f"already set with = on line {line}; define it in one place"
         if other == key:
             return position, name, f"declared twice (first on line {line}); merge the two tables"
     for earlier, other, other_kind in reversed(before):  # the nearest, not an enclosing one
