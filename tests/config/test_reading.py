@@ -58,7 +58,7 @@ def test_deep_nesting_is_refused_where_it_is(added: str, expected: str) -> None:
 
 def test_a_long_chain_of_references_resolves() -> None:
     chain = "".join(f'a{i} = "${{chain.a{i + 1}}}"\n' for i in range(330))
-    source = read(written(f"{HEAD}\n[chain]\n{chain}a330 = \"x\"\n"))
+    source = read(written(f'{HEAD}\n[chain]\n{chain}a330 = "x"\n'))
     assert resolve(source)["chain"]["a0"] == "x"
     assert user_sees(source.path) == (
         "error: tiers.toml:7:1 chain: unknown key 'chain'; allowed here: "
@@ -89,12 +89,18 @@ def test_references_that_multiply_are_stopped() -> None:
 @pytest.mark.parametrize(
     ("added", "expected"),
     [
-        ('trigger = "manual"', "6:1 environments.dev.trigger: set twice (first on line 5); keep one"),
+        (
+            'trigger = "manual"',
+            "6:1 environments.dev.trigger: set twice (first on line 5); keep one",
+        ),
         ("[environments.dev]", "6:1 environments.dev: declared twice (first on line 4); merge"),
         ("x = {a = 1, a = 2}", "6:13 environments.dev.x.a: set twice (first on line 6); keep"),
         ("[project.name]", "6:1 project.name: already set with = on line 2; define it in one"),
         ("x = 1\nx.y = 2", "7:1 environments.dev.x.y: environments.dev.x is already set on line 6"),
-        ('x = "abc', '6:5 invalid TOML: this string is not closed on its line; close it, or use """'),
+        (
+            'x = "abc',
+            '6:5 invalid TOML: this string is not closed on its line; close it, or use """',
+        ),
         ('x = """abc', "6:5 invalid TOML: this string is never closed"),
         ("x = 'abc", "6:5 invalid TOML: this string is not closed on its line"),
         ('x = "a\\qb"', "6:7 invalid TOML: \\q is not an escape; write \\\\ for a backslash, or"),
@@ -201,7 +207,10 @@ def _unprivileged() -> pwd.struct_passwd | None:
         return None
     try:
         probe = subprocess.run(
-            [sys.executable, "-c", "import tiers"], user=user.pw_uid, capture_output=True, check=False
+            [sys.executable, "-c", "import tiers"],
+            user=user.pw_uid,
+            capture_output=True,
+            check=False,
         )
     except OSError:  # this Python lives where that user cannot go
         return None

@@ -135,7 +135,7 @@ def describe(exc: tomllib.TOMLDecodeError, text: str) -> tuple[Position, str, st
     elif reason == "Unclosed array" and not text[index:].strip():
         message = "this list is never closed; close it with ]"
         index = _opening(text, index, strings=False)
-    elif reason == "Expected \"'\"" or (
+    elif reason == 'Expected "\'"' or (
         bad == "\n" and reason.startswith(("Illegal character", "Found invalid character"))
     ):
         message = 'this string is not closed on its line; close it, or use """ for several lines'
