@@ -93,7 +93,7 @@ def cases(seed: int, count: int, first: int = 0) -> Iterator[Case]:
         lines = examples[example].splitlines(keepends=True)
         done: list[str] = []
         for _ in range(rng.choice((1, 1, 1, 2, 3))):
-            name, mutation = rng.choice(_MUTATIONS)
+            name, mutation = rng.choice(MUTATIONS)
             lines = mutation(rng, lines, paths[example]) or ["\n"]
             done.append(name)
         data = "".join(lines).encode("utf-8", "surrogatepass")
@@ -249,7 +249,7 @@ def _many_lines(rng: random.Random, lines: list[str], paths: list[str]) -> list[
     return ["# padding\n"] * rng.choice((95, 1230)) + lines
 
 
-_MUTATIONS: list[tuple[str, Callable[[random.Random, list[str], list[str]], list[str]]]] = [
+MUTATIONS: list[tuple[str, Callable[[random.Random, list[str], list[str]], list[str]]]] = [
     ("swap a value", _swap_value),
     ("swap a value", _swap_value),
     ("swap a value", _swap_value),
@@ -355,7 +355,7 @@ def check_case(
     for args in COMMANDS:
         outcome = runner((*args, "-c", "tiers.toml"), directory, timeout)
         outcomes.append(outcome)
-        faults += [f"{' '.join(args)}: {fault}" for fault in _faults(outcome, case.data)]
+        faults += [f"{' '.join(args)}: {fault}" for fault in faults_of(outcome, case.data)]
         after = _listing(directory)
         if after != before:
             faults.append(f"{' '.join(args)}: wrote {sorted(set(after) ^ set(before))}")
@@ -379,7 +379,7 @@ _RAW = re.compile(
 _LOCATED = re.compile(r"^error: tiers\.toml:(\d+):(\d+) ")
 
 
-def _faults(outcome: Outcome, data: bytes) -> list[str]:
+def faults_of(outcome: Outcome, data: bytes) -> list[str]:
     if outcome.crash:
         return [f"crash: {outcome.crash}"]
     faults = []
