@@ -11,6 +11,7 @@ import codecs
 import os
 import stat
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,19 @@ class Source:
         for end in range(len(key), 0, -1):
             if key[:end] in self.positions:
                 return self.positions[key[:end]]
-            inside = [p for k, p in self.positions.items() if k[:end] == key[:end]]
-            if inside:
-                return min(inside)
+            if key[:end] in self._first_inside:
+                return self._first_inside[key[:end]]
         return (1, 1)
+
+    @cached_property
+    def _first_inside(self) -> dict[Key, Position]:
+        """Each key path → the first position of a key written inside it."""
+        first: dict[Key, Position] = {}
+        for key, position in self.positions.items():
+            for end in range(1, len(key)):
+                if key[:end] not in first or position < first[key[:end]]:
+                    first[key[:end]] = position
+        return first
 
     def problem(self, key: Key, message: str) -> Problem:
         line, column = self.locate(key)

@@ -298,6 +298,7 @@ class Positions:
         self.found: dict[Key, Position] = {}
         self.statements: dict[int, tuple[Position, Key, str]] = {}
         self.array_counts: dict[Key, int] = {}
+        self.columns: dict[int, list[int] | None] = {}
         self.root = _parser().parse(source).root_node
         for node in self.root.children:
             if node.type in ("table", "table_array_element"):
@@ -345,7 +346,10 @@ class Positions:
     def pos(self, node: Any) -> Position:
         # tree-sitter counts columns in bytes; people count characters.
         line, byte = node.start_point
-        return line + 1, len(self.lines[line][:byte].decode("utf-8", "replace")) + 1
+        if line not in self.columns:  # once per line: a long one may hold many values
+            self.columns[line] = _char_columns(self.lines[line])
+        columns = self.columns[line]
+        return line + 1, (byte if columns is None else columns[byte]) + 1
 
     def statement_at(self, byte: int) -> tuple[Position, Key, str] | None:
         """The innermost header or ``key = value`` that the byte at ``byte`` is part of."""
@@ -353,6 +357,14 @@ class Positions:
         while node is not None and node.id not in self.statements:
             node = node.parent
         return None if node is None else self.statements[node.id]
+
+
+def _char_columns(line: bytes) -> list[int] | None:
+    """The character index of each byte of ``line`` (and of its end); None for ASCII."""
+    if line.isascii():
+        return None
+    text = line.decode("utf-8", "replace")
+    return [*(i for i, c in enumerate(text) for _ in c.encode("utf-8")), len(text)]
 
 
 def _walk(root: Any) -> Iterator[Any]:
