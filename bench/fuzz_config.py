@@ -3,8 +3,10 @@
 Run: .venv/bin/python bench/fuzz_config.py [--seed N] [--count N] [--timeout S] [--keep DIR]
 
 Each case is an example tiers.toml (``tiers init`` and ``--example plyr``) with a few
-mutations: bytes flipped, lines deleted, duplicated or swapped, values swapped across
-types, deep nesting, huge numbers, odd unicode, duplicate tables, ``${}`` references.
+mutations: bytes flipped, lines deleted, duplicated, swapped or truncated, values
+swapped across types or made odd (nan, inf, huge numbers, ``:100:``, broken URLs),
+values copied between tiers, deep nesting, odd unicode, duplicate tables, chains of
+``${}`` references, errors pushed past line 100.
 A case fails when a command exits other than 0, 1 or 2, crashes (a traceback), runs
 past the timeout, writes anything, or exits 2 without ``file:line:column`` pointing
 into the file. The summary counts cases by exit code and prints each failure with its
@@ -191,6 +193,36 @@ def _copy_value(rng: random.Random, lines: list[str], paths: list[str]) -> list[
     return [*lines[:j], target.group(1) + source.group(2), *lines[j + 1 :]]
 
 
+_SCALAR = re.compile(r'"[^"\n]*"|(?<![\w.-])\d+(\.\d+)?(?![\w.-])|\btrue\b|\bfalse\b')
+_ODD_NUMBERS = ["nan", "inf", "-inf", "-5", "1e400", "1e308", "10000000000000000000000", "0"]
+_ODD_STRINGS = [
+    '""',
+    '":100:"',
+    '"x:1234:y"',
+    '"postgresql://["',
+    '"redis://[::1"',
+    '"https://ünïcode.example/"',
+    '"\\u202e"',
+    '"🎉"',
+    '"${project.name}"',
+    '"$${x}"',
+    '"*"',
+    '"/"',
+    '"' + "x" * 300 + '"',
+]
+
+
+def _twist_value(rng: random.Random, lines: list[str], paths: list[str]) -> list[str]:
+    """One number, string or boolean (also inside a list or inline table) made odd."""
+    found = [(i, m) for i, line in enumerate(lines) for m in _SCALAR.finditer(line)]
+    if not found:
+        return lines
+    i, match = rng.choice(found)
+    pool = _ODD_STRINGS if match.group().startswith('"') else [*_ODD_NUMBERS, "true"]
+    line = lines[i][: match.start()] + rng.choice(pool) + lines[i][match.end() :]
+    return [*lines[:i], line, *lines[i + 1 :]]
+
+
 def _delete_line(rng: random.Random, lines: list[str], paths: list[str]) -> list[str]:
     i = rng.randrange(len(lines))
     return lines[:i] + lines[i + 1 :]
@@ -253,6 +285,10 @@ MUTATIONS: list[tuple[str, Callable[[random.Random, list[str], list[str]], list[
     ("swap a value", _swap_value),
     ("swap a value", _swap_value),
     ("swap a value", _swap_value),
+    ("twist a value", _twist_value),
+    ("twist a value", _twist_value),
+    ("twist a value", _twist_value),
+    ("twist a value", _twist_value),
     ("copy a value", _copy_value),
     ("copy a value", _copy_value),
     ("copy a value", _copy_value),
