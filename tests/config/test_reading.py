@@ -245,3 +245,11 @@ def test_the_command_line_says_the_same_in_a_child_process() -> None:
         "error: tiers.toml:6:1 environments.dev: declared twice (first on line 4); "
         "merge the two tables\n"
     )
+
+
+def test_a_clash_is_told_even_where_tree_sitter_reads_the_file_otherwise() -> None:
+    # tree-sitter takes `"\n\\"` for a quoted key that tomllib would never accept
+    path = written(HEAD + "x=''''''\nx=''\n\"\n\\\\\"=\"\"\n")
+    assert user_sees(path) == (
+        "error: tiers.toml:7:1 environments.dev.x: set twice (first on line 6); keep one of them\n"
+    )

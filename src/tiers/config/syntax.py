@@ -383,7 +383,14 @@ def _key_names(node: Any) -> list[str]:
         if part.type == "dotted_key":
             stack.extend(reversed([c for c in part.children if c.type.endswith("key")]))
         elif part.type == "quoted_key":
-            names.append(next(iter(tomllib.loads(f"{part.text.decode('utf-8')} = 0"))))
+            names.append(_unquoted(part.text.decode("utf-8")))
         else:
             names.append(part.text.decode("utf-8"))
     return names
+
+
+def _unquoted(key: str) -> str:
+    try:
+        return next(iter(tomllib.loads(f"{key} = 0")))
+    except tomllib.TOMLDecodeError:  # tree-sitter read more into it than tomllib would
+        return key[1:-1]
