@@ -325,11 +325,9 @@ def _alarm(signum: int, frame: Any) -> None:
 
 def run(args: tuple[str, ...], cwd: Path, timeout: float) -> Outcome:
     """Run ``tiers ARGS`` in this process, as ``python -m tiers`` would, with a timeout."""
-    from tiers.cli import io as cli_io
     from tiers.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    cli_io.console.cache_clear()
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, timeout)
     code: int | None = 0
@@ -351,7 +349,6 @@ def run(args: tuple[str, ...], cwd: Path, timeout: float) -> Outcome:
         signal.signal(signal.SIGALRM, previous)
         sys.argv = old_argv
         os.chdir(old_cwd)
-        cli_io.console.cache_clear()
     return Outcome(args, code, out.getvalue(), err.getvalue(), crash)
 
 

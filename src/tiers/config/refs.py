@@ -38,7 +38,10 @@ class _Unresolvable(Exception):
 
 
 def resolve(source: Source) -> dict[str, Any]:
-    """Return a copy of ``source.data`` with every reference replaced by its value."""
+    """Return a copy of ``source.data`` with every reference replaced by its value.
+
+    A value referenced from several places is one object in all of them.
+    """
     resolver = _Resolver(source)
     problems: list[Problem] = []
     for key in resolver.strings:
