@@ -121,7 +121,7 @@ def test_dollar_dollar_is_a_literal(edit: Edit) -> None:
         (
             'name = "plyr"',
             'name = "plyr',
-            "tiers.toml:10:13 invalid TOML: Illegal character",
+            "tiers.toml:10:8 invalid TOML: this string is not closed on its line",
         ),
         (
             'database = { provider = "neon", name = "plyr-stg", url_secret = "DATABASE_URL" }',

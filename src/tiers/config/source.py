@@ -1,22 +1,27 @@
-"""Reading tiers.toml: values through ``tomllib``, positions through tree-sitter.
+"""Reading tiers.toml: a regular file of at most ``MAX_BYTES`` bytes of UTF-8 TOML.
 
-``tomllib`` is the reference parser but keeps no positions, so a second pass over the
-tree-sitter concrete syntax tree maps every key path to the line and column it was
-written at. Error messages and check findings then point at the exact spot.
+Values come through ``tomllib`` and positions through tree-sitter (``syntax``), so
+error messages and check findings point at the exact spot. What is not a regular file
+(a directory, a named pipe, a device such as /dev/zero) is refused before it is opened.
 """
 
 from __future__ import annotations
 
-import tomllib
+import codecs
+import os
+import stat
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from tiers.config.syntax import Key, Position, TomlProblem, dotted, explain_decode_error, loads
 from tiers.errors import ConfigError, Problem
 
-Key = tuple[str | int, ...]
-Position = tuple[int, int]  # 1-based line and column
+__all__ = ["MAX_BYTES", "Key", "Position", "Source", "dotted", "explain_decode_error", "read"]
+
+MAX_BYTES = 1 << 20
+"""The largest tiers.toml read (1 MiB); real ones are a few kilobytes."""
 
 
 @dataclass
@@ -38,128 +43,93 @@ class Source:
         for end in range(len(key), 0, -1):
             if key[:end] in self.positions:
                 return self.positions[key[:end]]
-            inside = [p for k, p in self.positions.items() if k[:end] == key[:end]]
-            if inside:
-                return min(inside)
+            if key[:end] in self._first_inside:
+                return self._first_inside[key[:end]]
         return (1, 1)
+
+    @cached_property
+    def _first_inside(self) -> dict[Key, Position]:
+        """Each key path → the first position of a key written inside it."""
+        first: dict[Key, Position] = {}
+        for key, position in self.positions.items():
+            for end in range(1, len(key)):
+                if key[:end] not in first or position < first[key[:end]]:
+                    first[key[:end]] = position
+        return first
 
     def problem(self, key: Key, message: str) -> Problem:
         line, column = self.locate(key)
         return Problem(self.name, line, column, dotted(key), message)
 
 
-def dotted(key: Key) -> str:
-    """``("environments", "staging", "bypass", 0)`` → ``environments.staging.bypass[0]``."""
-    out = ""
-    for part in key:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
 def read(path: Path) -> Source:
-    """Parse ``path``; a missing or malformed file raises ConfigError with its position."""
+    """Parse ``path``; a missing, unreadable or malformed file raises ConfigError."""
+    raw = _read_bytes(path)
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        hint = "run `tiers init` to write one, or pass --config PATH"
-        raise ConfigError([Problem(str(path), 1, 1, "", f"no such file; {hint}")]) from None
-    except IsADirectoryError:
-        raise ConfigError([Problem(str(path), 1, 1, "", "is a directory, not a file")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
-        raise ConfigError([Problem(str(path), 1, 1, "", f"cannot read: {reason}")]) from None
-    return parse(text, path)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, column = _end_of(_newlines(raw[: exc.start].decode("utf-8")))
+        message = (
+            f"byte 0x{raw[exc.start]:02x} is not UTF-8 ({exc.reason}); "
+            "tiers.toml must be saved as UTF-8 text"
+        )
+        raise ConfigError([Problem(str(path), line, column, "", message)]) from None
+    return parse(_newlines(text), path)
 
 
 def parse(text: str, path: Path) -> Source:
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        line, column, reason = explain_decode_error(exc, text)
-        problem = Problem(str(path), line, column, "", f"invalid TOML: {reason}")
-        raise ConfigError([problem]) from None
-    return Source(path, text, data, _Positions(text).found)
+        data, positions = loads(text)
+    except TomlProblem as exc:
+        line, column = exc.position
+        raise ConfigError([Problem(str(path), line, column, exc.key, exc.message)]) from None
+    return Source(path, text, data, positions)
 
 
-def explain_decode_error(exc: tomllib.TOMLDecodeError, text: str) -> tuple[int, int, str]:
-    """Line, column and reason of a TOML syntax error.
+def _read_bytes(path: Path) -> bytes:
+    def refuse(message: str) -> ConfigError:
+        return ConfigError([Problem(str(path), 1, 1, "", message)])
 
-    tomllib ends its message with "(at line 3, column 7)" or "(at end of document)".
-    """
-    reason, _, where = str(exc).rpartition(" (at ")
-    if where.startswith("line "):
-        line, column = where.removeprefix("line ").rstrip(")").split(", column ")
-        return int(line), int(column), reason
-    lines = text.split("\n")
-    return len(lines), len(lines[-1]) + 1, reason or str(exc)
-
-
-@cache
-def _parser() -> Any:
-    import tree_sitter_toml
-    from tree_sitter import Language, Parser
-
-    return Parser(Language(tree_sitter_toml.language()))
-
-
-class _Positions:
-    """Walk the tree-sitter syntax tree and note where every key path is written."""
-
-    def __init__(self, text: str) -> None:
-        source = text.encode("utf-8")
-        self.lines = source.split(b"\n")
-        self.found: dict[Key, Position] = {}
-        self.array_counts: dict[Key, int] = {}
-        for node in _parser().parse(source).root_node.children:
-            if node.type in ("table", "table_array_element"):
-                header = self.header(node)
-                self.found.setdefault(header, self.pos(node))
-                for child in node.children:
-                    if child.type == "pair":
-                        self.pair(child, header)
-            elif node.type == "pair":
-                self.pair(node, ())
-
-    def header(self, node: Any) -> Key:
-        names = next(_key_names(c) for c in node.children if c.type.endswith("key"))
-        key: Key = ()
-        for name in names:
-            key = (*key, name)
-            if key in self.array_counts:  # a sub-table of the last element of an array
-                key = (*key, self.array_counts[key] - 1)
-        if node.type == "table_array_element":
-            base = key[:-1] if isinstance(key[-1], int) else key
-            self.array_counts[base] = self.array_counts.get(base, 0) + 1
-            key = (*base, self.array_counts[base] - 1)
-        return key
-
-    def pair(self, node: Any, prefix: Key) -> None:
-        key_node, value = node.children[0], node.children[-1]
-        key = (*prefix, *_key_names(key_node))
-        self.found.setdefault(key, self.pos(key_node))
-        self.value(value, key)
-
-    def value(self, node: Any, key: Key) -> None:
-        if node.type == "inline_table":
-            for child in node.children:
-                if child.type == "pair":
-                    self.pair(child, key)
-        elif node.type == "array":
-            items = [c for c in node.children if c.is_named and c.type != "comment"]
-            for index, item in enumerate(items):
-                self.found.setdefault((*key, index), self.pos(item))
-                self.value(item, (*key, index))
-
-    def pos(self, node: Any) -> Position:
-        # tree-sitter counts columns in bytes; people count characters.
-        line, byte = node.start_point
-        return line + 1, len(self.lines[line][:byte].decode("utf-8", "replace")) + 1
+    raw = b""
+    try:
+        info = path.stat()
+        if stat.S_ISREG(info.st_mode) and info.st_size <= MAX_BYTES:
+            # Non-blocking, so that a named pipe put there since stat() cannot hang us.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as file:
+                info = os.fstat(fd)
+                if stat.S_ISREG(info.st_mode):
+                    raw = file.read(MAX_BYTES + 1)
+    except FileNotFoundError:
+        raise refuse("no such file; run `tiers init` to write one, or pass --config PATH") from None
+    except OSError as exc:
+        raise refuse(f"cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise refuse("is a directory, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise refuse(f"is {_kind(info.st_mode)}, not a regular file; pass the path of a tiers.toml")
+    if info.st_size > MAX_BYTES or len(raw) > MAX_BYTES:
+        size = max(info.st_size, len(raw)) / (1 << 20)
+        raise refuse(f"is {size:.1f} MiB; a tiers.toml may be at most {MAX_BYTES >> 20} MiB")
+    return raw
 
 
-def _key_names(node: Any) -> list[str]:
-    if node.type == "dotted_key":
-        return [name for child in node.children if child.is_named for name in _key_names(child)]
-    text = node.text.decode("utf-8")
-    if node.type == "quoted_key":
-        return [next(iter(tomllib.loads(f"{text} = 0")))]
-    return [text]
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
+
+
+def _newlines(text: str) -> str:
+    """\\r\\n line endings as \\n (a lone \\r is not a line ending in TOML)."""
+    return text.replace("\r\n", "\n")
+
+
+def _end_of(text: str) -> Position:
+    """Line and column just after ``text``."""
+    return text.count("\n") + 1, len(text) - text.rfind("\n")
