@@ -49,7 +49,7 @@ def test_an_emoji_code_in_a_key_stays_text_in_text_and_json(tmp_path: Path) -> N
     assert result.returncode == 2
     assert "❌" not in result.stdout + result.stderr
     problem = json.loads(result.stdout)["error"]["problems"][0]
-    assert problem["key"] == "environments.dev.:x:"
+    assert problem["key"] == 'environments.dev.":x:"'
     assert problem["message"].startswith("unknown key ':x:'")
     assert (problem["line"], problem["column"]) == (5, 1)
 

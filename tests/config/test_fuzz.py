@@ -3,9 +3,8 @@
 Each case runs `check`, `docs` and `ls --json` in this process (as `python -m tiers`
 would); a few run again in a child process to show the two agree. A case passes when
 every command exits 0, 1 or 2 without a traceback, within the timeout, writes nothing,
-and every exit-2 message names tiers.toml:line:column inside the file. Faults listed in
-``fuzz_config.KNOWN`` (code being fixed elsewhere, each with a reproducer) are let
-through; delete an entry there once its fix lands, and this suite holds it strictly.
+and every exit-2 message names tiers.toml:line:column inside the file. A fault listed in
+``fuzz_config.KNOWN`` would be let through; that list is empty, so every fault fails.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from tiers.config.source import Source, dotted, explain_decode_error, parse
+from tiers.config.syntax import MAX_DEPTH
 from tiers.errors import ConfigError, ImportFailed
 
 KeyPath = tuple[str | int, ...]
@@ -23,8 +24,8 @@ Types = type | tuple[type, ...]
 
 _MAX_BYTES = 1_000_000
 """A fly.toml is a few kilobytes; anything this large is not one (or is /dev/zero)."""
-_MAX_DEPTH = 100
-"""A fly.toml nests a few levels; Python's stack holds a few hundred."""
+_MAX_DEPTH = MAX_DEPTH
+"""A fly.toml nests a few levels; the TOML reader allows as many as tiers.toml does."""
 
 
 def read_toml(path: Path) -> Tracked:
