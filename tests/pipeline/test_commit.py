@@ -239,6 +239,20 @@ def test_a_downgrade_runs_after_the_old_code_serves_and_never_under_the_new(repo
     first = git(repo, "rev-parse", "HEAD")
     with_genre(repo)
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
+    runs = len(history(repo))
+    plan = tiers("rollback", "staging", "--db", "downgrade", "--dry-run", cwd=repo)
+    assert plan.returncode == 0, plan.stderr
+    lines = plan.stdout.splitlines()
+    assert lines[0].startswith("rollback staging: ") and lines[0].endswith(", --db downgrade")
+    assert [line.split()[0] for line in lines[1:]] == [
+        "build", "start", "health", "switch", "drain", "then", "snapshot", "downgrade"
+    ]  # fmt: skip
+    assert lines[6] == "then the database of staging down to 0003"
+    assert lines[8] == (
+        "  downgrade backend: python -m alembic downgrade $TIERS_MIGRATION_TARGET "
+        "(TIERS_MIGRATION_TARGET=0003)"
+    )
+    assert len(history(repo)) == runs  # a dry run records nothing
     with Probe(api(repo)) as probe:
         done = tiers("rollback", "staging", "--db", "downgrade", cwd=repo)
         time.sleep(0.5)

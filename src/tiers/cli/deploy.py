@@ -109,12 +109,23 @@ def rollback(
         typer.Option("--force", help="Downgrade or restore even when it loses data."),
     ] = False,
     wait: WaitOption = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan and change nothing.")
+    ] = False,
     config: io.ConfigOption = Path("tiers.toml"),
     state: io.StateOption = None,
 ) -> None:
     """Serve an earlier release again, without a rebuild; the database as --db says."""
-    _interrupt_on_sigterm()
-    done = pipeline_for(config, state).rollback(environment, to, db=db, force=force, wait=wait)
+    from tiers.state import Deployment
+
+    if not dry_run:
+        _interrupt_on_sigterm()
+    pipeline = pipeline_for(config, state)
+    done = pipeline.rollback(environment, to, db=db, force=force, wait=wait, dry_run=dry_run)
+    if not isinstance(done, Deployment):
+        for line in done:
+            io.out(line)
+        return
     io.out(f"{environment}: {done.version} serves again; rollback {done.id} (--db {db})")
 
 

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from tiers.config import Environment
 from tiers.errors import OperationError, TiersError, UsageError
 from tiers.git import Commit, Repo
+from tiers.pipeline import promotion
 from tiers.pipeline.deploy import Pipeline, Target
 from tiers.pipeline.paths import touched
 
@@ -134,11 +135,11 @@ class Releaser:
             )
 
     def _check_before(self, env: Environment, commit: str) -> None:
-        before = self.pipeline.previous(env)
+        before = promotion.previous(self.pipeline, env)
         if before is None:
             return
         last = self.pipeline.store.last(before.name, "succeeded")
-        if last is None or not self.pipeline.same_code(last.commit, commit):
+        if last is None or not promotion.same_code(self.pipeline, last.commit, commit):
             runs = f"runs {last.version} ({(last.commit or '')[:12]})" if last else "has no deploy"
             raise OperationError(
                 f"{before.name} {runs}, not {commit[:12]}: production ships only what "

@@ -15,15 +15,19 @@ the snapshot taken before the deploy being undone (``restore``: always asks for
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from tiers.errors import OperationError, PlatformError, UsageError
-from tiers.pipeline.deploy import RUN_ONLY, DbChoice, Pipeline, Run, Target, head_of
+from tiers.config.model import redact
+from tiers.errors import OperationError, UsageError
+from tiers.pipeline import recovery, steps
+from tiers.pipeline.deploy import RUN_ONLY, DbChoice, Pipeline, Target
 from tiers.pipeline.migrations import Migrations
-from tiers.platforms.runtime import Release
+from tiers.pipeline.plan import Plan, Step
+from tiers.pipeline.run import Run, begin, ending, execute, finish, head_of, lock
+from tiers.platforms.base import Release
 from tiers.providers import databases
-from tiers.state import Deployment
+from tiers.state import Deployment, Lease
 
 __all__ = ["rollback"]
 
@@ -35,9 +39,11 @@ def rollback(
     db: DbChoice = "keep",
     force: bool = False,
     wait: bool = False,
-) -> Deployment:
+    dry_run: bool = False,
+) -> Deployment | list[str]:
     """Roll ``environment`` back to ``to`` (default: the previous release); ``db`` says
-    what happens to the database (keep, downgrade or restore).
+    what happens to the database (keep, downgrade or restore). With ``dry_run``, the
+    plan's lines instead, after the same refusals, with nothing changed.
 
     The recorded release comes back with its own tiers.toml (so its own build and
     virtualenv), never a rebuild from today's file. The code switches first; the database
@@ -46,52 +52,81 @@ def rollback(
     restored if it fails.
     """
     pipeline.deployable(environment)
-    with pipeline._lock(environment, wait) as lease:
+    if dry_run:
+        return _rolled(pipeline, environment, to, db, force, None).lines()
+    with lock(pipeline, environment, wait) as lease:
         pipeline.prepare(pipeline.environment(environment))
-        pipeline.repair(environment)
-        current, target = _target(pipeline, environment, to)
-        old = pipeline.at(_as_target(target), forced="rollback")
-        new = pipeline.at(_as_target(current), forced="rollback")
-        env = old.environment(environment)
-        services = old.services(env)
-        db_url = old.platforms.database_url(env)
-        head = head_of(db_url)
-        downgrade_to = target.migration_after
-        if db == "downgrade":
-            _check_downgrade(new, current, db_url, head, downgrade_to, force)
-        if db == "restore":
-            _check_restore(current, force)
-        kept = {k: v for k, v in (target.manifest or {}).items() if k not in RUN_ONLY}
-        manifest = {**kept, "undoes": current.id, "db": db}
-        deployment = old.store.begin(
-            environment, "rollback", target.version, target.commit, old.actor, manifest, head
+        recovery.repair(pipeline, environment)
+        plan = _rolled(pipeline, environment, to, db, force, lease)
+        run = plan.run
+        older, current = plan.older, plan.current
+        older.report.line(
+            f"{environment}: rollback {run.deployment} from {current.version} "
+            f"to {run.release.version}"
         )
-        lease.attach(deployment)
-        old.report.line(
-            f"{environment}: rollback {deployment} from {current.version} to {target.version}"
-        )
-        release = Release(target.version, target.commit or "")
-        run = Run(deployment, env, release, Path(), {}, db_url, head, lease=lease)
-        with old._ending(run, manifest):
-            old._build(run, services)
-            instances = old._start(run, services, manifest)
-            with old._step(run, "switch"):
-                replaced = {s: old.platforms.of(env, s).switch(instances[s]) for s in services}
-            with old._step(run, "drain"):
-                for instance in replaced.values():
-                    if instance is not None:
-                        new.drain(new.environment(environment), instance)
-            old.store.finish(
-                current.id, "rolled-back", error=f"rolled back by deployment {deployment}"
+        with ending(older, run):
+            execute(older, run, plan.serve)
+            older.store.finish(
+                current.id, "rolled-back", error=f"rolled back by deployment {run.deployment}"
             )
-            if db == "downgrade" and head != downgrade_to:
-                _downgrade(new, run, current, manifest, downgrade_to or "base")
-            if db == "restore":
-                _restore_before(old, run, current)
-            old._end(run, "succeeded", None, manifest)
-    found = pipeline.store.get(deployment)
+            if plan.database is not None:
+                execute(plan.newer, run, plan.database)
+            finish(older, run, "succeeded", None)
+    found = pipeline.store.get(run.deployment)
     assert found is not None
     return found
+
+
+@dataclass
+class _Rollback:
+    """A rollback, planned: the code back (``serve``), then the database (``database``)."""
+
+    older: Pipeline
+    newer: Pipeline
+    current: Deployment
+    run: Run
+    serve: Plan
+    database: Plan | None
+
+    def lines(self) -> list[str]:
+        return self.serve.lines() + (self.database.lines() if self.database else [])
+
+
+def _rolled(
+    pipeline: Pipeline,
+    environment: str,
+    to: str | None,
+    db: DbChoice,
+    force: bool,
+    lease: Lease | None,
+) -> _Rollback:
+    """Choose the release, refuse what ``db`` would lose, and plan; recorded only with a
+    ``lease`` (a dry run records nothing)."""
+    current, target = _target(pipeline, environment, to)
+    older = pipeline.at(_as_target(target), forced="rollback")
+    newer = pipeline.at(_as_target(current), forced="rollback")
+    env = older.environment(environment)
+    services = older.services(env)
+    db_url = older.platforms.database_url(env)
+    head = head_of(db_url)
+    downgrade_to = target.migration_after
+    if db == "downgrade":
+        _check_downgrade(newer, current, db_url, head, downgrade_to, force)
+    if db == "restore":
+        _check_restore(current, force)
+    kept = {k: v for k, v in (target.manifest or {}).items() if k not in RUN_ONLY}
+    manifest = {**kept, "undoes": current.id, "db": db}
+    if lease is not None:
+        run = begin(older, env, "rollback", _as_target(target), manifest, lease)
+    else:
+        run = Run(0, env, Release(target.version, target.commit or ""), db_url, head, manifest)
+    serve = steps.rollback_plan(older, run, current, services, db)
+    database = None
+    if db == "downgrade" and head != downgrade_to:
+        database = steps.downgrade_plan(newer, run, current, downgrade_to or "base", services)
+    if db == "restore":
+        database = _restore_plan(older, run, current)
+    return _Rollback(older, newer, current, run, serve, database)
 
 
 def _as_target(deployment: Deployment) -> Target:
@@ -114,12 +149,16 @@ def _check_restore(current: Deployment, force: bool) -> None:
         )
 
 
-def _restore_before(pipeline: Pipeline, run: Run, current: Deployment) -> None:
-    with pipeline._step(run, "restore") as note:
+def _restore_plan(pipeline: Pipeline, run: Run, current: Deployment) -> Plan:
+    path = Path((current.manifest or {})["snapshot"])
+
+    def act() -> str:
         assert run.db_url is not None
-        path = Path((current.manifest or {})["snapshot"])
         databases.restore(databases.Snapshot.load(path, run.db_url), run.db_url)
-        note.text = f"database as before deployment {current.id}"
+        return f"database as before deployment {current.id}"
+
+    said = f"{redact(run.db_url or '')} from {path.name}, as before deployment {current.id}"
+    return Plan(f"then the database of {run.env.name}", [Step("restore", said, act)])
 
 
 def _target(pipeline: Pipeline, environment: str, to: str | None) -> tuple[Deployment, Deployment]:
@@ -155,7 +194,7 @@ def _check_downgrade(
             f"no service declares a downgrade_command to take the database from {head} "
             f"to {to}; declare one, or use --db keep or --db restore"
         )
-    source = pipeline.state_dir / "releases" / (current.commit or "") / pipeline._relative()
+    source = pipeline.state_dir / "releases" / (current.commit or "") / pipeline.relative()
     globs = [g for s in pipeline.config.services.values() for g in s.migrations]
     revisions = Migrations.read(source, globs).between(to, head)
     if not revisions:
@@ -177,40 +216,3 @@ def _check_downgrade(
             f"downgrading to {to} would drop {'; '.join(losses)}; "
             "pass --force to lose them, or use --db keep"
         )
-
-
-def _downgrade(
-    new: Pipeline, run: Run, current: Deployment, manifest: dict[str, Any], to: str
-) -> None:
-    """Take the database down to ``to`` with the undone release's own downgrade, after the
-    switch; snapshotted first, and restored from that snapshot if the downgrade fails."""
-    assert run.db_url is not None
-    source = new.state_dir / "releases" / (current.commit or "") / new._relative()
-    release = Release(current.version, current.commit or "")
-    dump = new.snapshot_path(run.env.name, run.deployment)
-    dump.parent.mkdir(parents=True, exist_ok=True)
-    with new._step(run, "snapshot") as note:
-        snapshot = databases.snapshot(run.db_url, dump)
-        manifest["snapshot"] = str(dump)
-        note.text = f"migration head {snapshot.migration_head or 'none'}, before the downgrade"
-    try:
-        with new._step(run, "downgrade") as note:
-            env = new.environment(run.env.name)
-            for service in new.services(env):
-                if command := new.config.services[service].downgrade_command:
-                    platform = new.platforms.of(env, service)
-                    artifact = platform.build(service, source)
-                    target = {"TIERS_MIGRATION_TARGET": to}
-                    platform.run(run.env.name, service, release, artifact, command, target)
-            note.text = f"migration head {head_of(run.db_url) or 'none'}"
-    except PlatformError as exc:
-        with new._step(run, "restore") as note:
-            databases.restore(snapshot, run.db_url)
-            note.text = "database restored from the snapshot taken before the downgrade"
-        new._end(run, "failed", str(exc), manifest)
-        raise OperationError(
-            f"{run.env.name}: rollback {run.deployment} switched to {run.release.version}, "
-            f"but the downgrade to {to} failed, so the database was restored from the "
-            f"snapshot taken just before it (migration head {snapshot.migration_head}); "
-            f"{run.release.version} serves on that schema.\n{exc}"
-        ) from None

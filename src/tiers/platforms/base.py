@@ -31,6 +31,9 @@ started through an HTTP API (what fly.io's Machines do)::
         def database_url(self, environment: str) -> str | None:
             return None                            # Neon's URL is a secret: not known here
 
+        def describe(self, environment: str, service: str) -> dict[str, str]:
+            return {"build": "a remote builder makes the image", "start": "machines, standby"}
+
         def build(self, service: str, source: Path) -> Artifact:
             image = self.api.build_image(source)   # a remote builder, from the exported commit
             return Artifact(image, f"built {image}")
@@ -157,6 +160,13 @@ class Platform(Protocol):
         pipeline's snapshot and migration head; None when it is not known here."""
 
     # -- a release ---------------------------------------------------------------------------
+
+    def describe(self, environment: str, service: str) -> dict[str, str]:
+        """The plan's words for what each step does to ``service`` here, naming commands,
+        targets and addresses (what ``tiers deploy --dry-run`` prints): keys ``build``,
+        ``release``, ``start``, ``health``, ``switch`` and ``drain``. A step that does
+        nothing for the service is left out; a step the platform cannot do says why
+        (``{"release": "none: Pages runs no commands"}``), and ``run`` then raises."""
 
     def build(self, service: str, source: Path) -> Artifact:
         """Build ``service`` from ``source`` (the exported commit, never the work tree).

@@ -306,6 +306,7 @@ def _steps(connection: Connection, ids: list[int]) -> dict[int, list[Step]]:
 
 
 def _deployment(row: Any, recorded: list[Step]) -> Deployment:
-    fields = dict(row._mapping)  # the columns are named as the record's fields
+    # the columns are named as the record's fields; _mapping is SQLAlchemy's public row API
+    fields = dict(row._mapping)  # noqa: SLF001
     fields["manifest"] = dict(fields["manifest"] or {})
     return Deployment(**fields, steps=recorded)

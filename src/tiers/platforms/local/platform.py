@@ -381,6 +381,23 @@ class LocalPlatform:
 
     # -- a release (the platform contract: see tiers.platforms.base) --------------------------
 
+    def describe(self, environment: str, service: str) -> dict[str, str]:
+        spec = self.config.services[service]
+        binding = self.config.environments[environment].services[service]
+        said = {
+            "build": spec.build
+            and spec.build
+            + (f" (virtualenv kept while {spec.lock} is unchanged)" if spec.lock else ""),
+            "release": spec.release_command,
+            "start": f"{', '.join(spec.processes)} on fresh ports"
+            if spec.processes
+            else "its files",
+            "health": spec.health and f"{spec.health} within {spec.health_timeout:g}s",
+            "switch": binding.url and f"{binding.url} → new {service}",
+            "drain": spec.processes and f"SIGTERM, SIGKILL after {spec.drain_timeout:g}s",
+        }
+        return {step: text for step, text in said.items() if text}
+
     def build(self, service: str, source: Path) -> Artifact:
         """The service's build into a virtualenv kept while its lock file is unchanged."""
         venv, note = LocalReleases(self).build(service, source)
