@@ -392,5 +392,5 @@ def test_a_broken_tiers_toml_is_refused_with_its_place(project: Path) -> None:
     edit(project, ('[project]\nname = "plyr"', '[project]\nname = "plyr'))
     result = tiers("up", cwd=project)
     assert result.returncode == 2
-    assert "tiers.toml:7:13 invalid TOML" in result.stderr
+    assert "tiers.toml:7:8 invalid TOML: this string is not closed on its line" in result.stderr
     assert ours(project) == []

@@ -55,7 +55,7 @@ def main() -> None:
     except TiersError as exc:
         if debug:
             raise
-        if _wants_json(sys.argv[1:]):
+        if _wants_json(sys.argv[1:]) and not io.results.written:  # stdout stays one JSON document
             io.out(_error_json(exc))
         io.error(str(exc))
         sys.exit(exc.exit_code)

@@ -39,7 +39,16 @@ def console(stderr: bool = False) -> Any:
 
 def out(text: str) -> None:
     """Print plain text exactly as given (no markup interpretation)."""
+    results.written = True
     console().print(text, markup=False)
+
+
+class _Results:
+    written = False
+    """Whether a result went to stdout: an error after it is not printed there as JSON too."""
+
+
+results = _Results()
 
 
 def error(message: str) -> None:
