@@ -83,6 +83,7 @@ def status(
     platform = _platform(config)
     report = platform.status()
     _deployments(report, platform, state)
+    _migrations(report, platform)
     if json_:
         io.out(json.dumps(report, indent=2))
     else:
@@ -106,8 +107,9 @@ def _render(report: list[dict[str, Any]]) -> None:
                 f"  deployment {deployed['id']} ({deployed['kind']}): {deployed['version']} "
                 f"{(deployed['commit'] or '')[:12]} {deployed['state']}"
             )
-        if summary := (env.get("behind") or {}).get("summary"):
-            io.out(f"  {summary}")
+        for key in ("behind", "migrations"):
+            if summary := (env.get(key) or {}).get("summary"):
+                io.out(f"  {summary}")
         for p in env["processes"]:
             io.out(f"  {p['name']}: {p['state']} pid {p['pid']} restarts {p['restarts']}")
         for service, s in env["services"].items():
@@ -140,6 +142,17 @@ def _deployments(report: list[dict[str, Any]], platform: LocalPlatform, state: s
             env["deployment"] = {
                 k: last[k] for k in ("id", "kind", "version", "commit", "state", "started_at")
             }
+
+
+def _migrations(report: list[dict[str, Any]], platform: LocalPlatform) -> None:
+    """Add what a tier running the work tree has not migrated yet (when it should serve)."""
+    from tiers.status import pending
+
+    serving = [env["environment"] for env in report if env["state"] != "stopped"]
+    found = pending(platform.config, platform.project_dir, serving, platform.database_url)
+    for env in report:
+        if (late := found.get(env["environment"])) is not None:
+            env["migrations"] = late.to_json()
 
 
 @app.command()
