@@ -10,15 +10,18 @@ run: the tests share this run's TIERS_HOME).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +125,17 @@ def up(notes: Notes, *environments: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def wait_for(probe: Callable[[], Any], timeout: float = 90) -> Any:
+    """The first true value ``probe()`` returns (a server not answering yet is retried)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError):
+            if value := probe():
+                return value
+        assert time.monotonic() < deadline, "gave up waiting"
+        time.sleep(0.2)
+
+
 def venvs() -> Path:
     return Path(os.environ["TIERS_HOME"]) / "venvs"
 
@@ -173,20 +187,27 @@ def test_an_app_with_its_own_virtualenv_deploys_through_every_tier(notes: Notes)
     assert "migrations" not in status.stdout
 
 
-def test_a_new_migration_is_named_by_status_until_up_applies_it(notes: Notes) -> None:
-    up(notes, "development")
-    assert notes.post("development", "/notes", {"text": "before"})["id"] == 1
-    (notes.path / "alembic/versions/0002_add_done.py").write_text(
-        '"""Notes can be done."""\n\n'
+def add_column(notes: Notes, revision: str, down: str, column: str) -> None:
+    """A new migration adding a boolean column to notes, and the model field for it."""
+    (notes.path / f"alembic/versions/{revision}_add_{column}.py").write_text(
+        f'"""Notes can be {column}."""\n\n'
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        'revision = "0002"\ndown_revision = "0001"\n\n\n'
+        f'revision = "{revision}"\ndown_revision = "{down}"\n\n\n'
         "def upgrade() -> None:\n"
-        '    op.add_column("note", sa.Column("done", sa.Boolean, nullable=False, '
+        f'    op.add_column("note", sa.Column("{column}", sa.Boolean, nullable=False, '
         "server_default=sa.false()))\n\n\n"
         "def downgrade() -> None:\n"
-        '    op.drop_column("note", "done")\n'
+        f'    op.drop_column("note", "{column}")\n'
     )
-    notes.edit("notes_app/main.py", "    text: str\n", "    text: str\n    done: bool = False\n")
+    notes.edit(
+        "notes_app/main.py", "    text: str\n", f"    text: str\n    {column}: bool = False\n"
+    )
+
+
+def test_a_new_migration_is_named_by_status_until_up_or_dev_applies_it(notes: Notes) -> None:
+    up(notes, "development")
+    assert notes.post("development", "/notes", {"text": "before"})["id"] == 1
+    add_column(notes, "0002", "0001", "done")
 
     behind = tiers("status", cwd=notes.path)
     assert "development: serving\n  migrations pending: 0002 (run `tiers up development`)\n" in (
@@ -206,6 +227,39 @@ def test_a_new_migration_is_named_by_status_until_up_applies_it(notes: Notes) ->
     database = notes.path / ".tiers/local/environments/development/databases/dev.sqlite3"
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+
+    # a branch without that migration checked out: status says up cannot fix it
+    added = notes.path / "alembic/versions/0002_add_done.py"
+    kept = added.read_text()
+    added.unlink()
+    assert (
+        "  migrations differ: the database is at 0002, which the work tree's migrations "
+        "(head 0001) do not lead to\n"
+    ) in tiers("status", cwd=notes.path).stdout
+    added.write_text(kept)
+
+    # `tiers dev` migrates too before it runs the work tree
+    add_column(notes, "0003", "0002", "pinned")
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "tiers", "dev"],
+        cwd=notes.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a group of its own, as a terminal gives a command
+    )
+    try:
+        migrated = wait_for(
+            lambda: (
+                dev.poll() is None
+                and [n for n in notes.get("development", "/notes") if "pinned" in n]
+            )
+        )
+    finally:
+        os.killpg(dev.pid, signal.SIGINT)  # Ctrl-C
+        _, err = dev.communicate(timeout=60)
+    assert dev.returncode == 0, err
+    assert migrated == [{"id": 1, "text": "before", "done": False, "pinned": False}]
 
 
 def test_a_dependency_added_to_the_lock_is_installed_by_the_next_up(notes: Notes) -> None:
