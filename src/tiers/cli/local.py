@@ -81,8 +81,11 @@ def status(
     from tiers.config import load
     from tiers.errors import OperationError
 
-    report = _platform(config).status()
-    _deployments(report, load(config).config, config.resolve().parent, state)
+    model = load(config).config
+    platform = _platform(config)
+    report = platform.status()
+    _deployments(report, model, config.resolve().parent, state)
+    _migrations(report, model, config.resolve().parent, platform)
     if json_:
         io.out(json.dumps(report, indent=2))
     else:
@@ -106,8 +109,9 @@ def _render(report: list[dict[str, Any]]) -> None:
                 f"  deployment {deployed['id']} ({deployed['kind']}): {deployed['version']} "
                 f"{(deployed['commit'] or '')[:12]} {deployed['state']}"
             )
-        if summary := (env.get("behind") or {}).get("summary"):
-            io.out(f"  {summary}")
+        for key in ("behind", "migrations"):
+            if summary := (env.get(key) or {}).get("summary"):
+                io.out(f"  {summary}")
         for p in env["processes"]:
             io.out(f"  {p['name']}: {p['state']} pid {p['pid']} restarts {p['restarts']}")
         for service, s in env["services"].items():
@@ -142,6 +146,19 @@ def _deployments(
             env["deployment"] = {
                 k: last[k] for k in ("id", "kind", "version", "commit", "state", "started_at")
             }
+
+
+def _migrations(
+    report: list[dict[str, Any]], config: Config, project_dir: Path, platform: Platform
+) -> None:
+    """Add what a tier running the work tree has not migrated yet (when it should serve)."""
+    from tiers.status import pending
+
+    serving = [env["environment"] for env in report if env["state"] != "stopped"]
+    found = pending(config, project_dir, serving, lambda env: platform.database_url(env.name))
+    for env in report:
+        if (late := found.get(env["environment"])) is not None:
+            env["migrations"] = late.to_json()
 
 
 @app.command()

@@ -31,6 +31,8 @@ class Revision:
     drops_columns: tuple[str, ...] = ()
     drops_tables: tuple[str, ...] = ()
     compatible: bool = False
+    parents: tuple[str, ...] = ()
+    """Every ``down_revision`` (a merge revision has several; ``down`` is None then)."""
 
 
 @dataclass
@@ -63,6 +65,11 @@ class Migrations:
             current = revision.down
         return out if current == older else []
 
+    def heads(self) -> list[str]:
+        """The revisions no other revision follows, sorted: one unless the chain branches."""
+        followed = {parent for r in self.revisions.values() for parent in r.parents}
+        return sorted(r for r in self.revisions if r not in followed)
+
 
 def _revision(path: Path, root: Path) -> Revision | None:
     try:
@@ -83,6 +90,7 @@ def _revision(path: Path, root: Path) -> Revision | None:
     if not isinstance(revision, str):
         return None
     down = values.get("down_revision")
+    parents = (down,) if isinstance(down, str) else tuple(str(d) for d in _list(down))
     return Revision(
         id=revision,
         down=down if isinstance(down, str) else None,
@@ -90,6 +98,7 @@ def _revision(path: Path, root: Path) -> Revision | None:
         drops_columns=tuple(str(c) for c in _list(values.get("DROPS_COLUMNS"))),
         drops_tables=tuple(str(t) for t in _list(values.get("DROPS_TABLES"))),
         compatible=values.get("COMPATIBLE") is True,
+        parents=parents,
     )
 
 

@@ -268,8 +268,9 @@ class LocalPlatform:
 
     def _service(self, env: Environment, service: str, release: Release) -> list[str]:
         """Serve ``service``: a deployed release keeps serving (restarted if it stopped);
-        otherwise the work tree runs, with the dev commands in a local tier. Returns the
-        processes it started."""
+        otherwise the work tree runs, its release command first, on the service's build
+        (the virtualenv its lock file keys, rebuilt when that file changes) and with the dev
+        commands in a local tier. Returns the processes it started."""
         releases = LocalReleases(self)
         live = releases.live(env.name).get(service)
         if live is not None and live.tag and not env.local:
@@ -281,9 +282,12 @@ class LocalPlatform:
                 started = list(live.processes)
             releases.switch(live)
             return started
-        releases.release_command(env.name, service, release, self.project_dir, None)
+        # the service's own dependencies, in the virtualenv its lock file keys (as a release's)
+        spec = self.config.services[service]
+        venv = releases.build(service, self.project_dir)[0] if spec.lock else None
+        releases.release_command(env.name, service, release, self.project_dir, venv)
         instance = releases.start(
-            env.name, service, release, self.project_dir, None, tag="", dev=env.local
+            env.name, service, release, self.project_dir, venv, tag="", dev=env.local
         )
         previous = releases.switch(instance)
         if previous is not None and previous.tag:  # a release a local tier was frozen at
