@@ -270,3 +270,20 @@ def test_a_service_on_a_platform_not_installed_is_refused_by_name(
     )
     assert recorded(project) == []
     assert not [line for line in journal(project) if "prepare" not in line]
+
+
+def test_up_restarts_the_live_release_of_a_stopped_environment(
+    project: Path, deploy: tuple[Pipeline, list[str]]
+) -> None:
+    pipeline, _ = deploy
+    v1 = ship(pipeline).version
+    platforms = [load_platform(n)(pipeline.config, project) for n in ("render", "railway")]
+    for platform in platforms:
+        platform.stop_environment("staging")
+    assert started(project) == []
+    assert [(e["state"], e["problems"]) for e in platforms[0].status()] == [("stopped", [])]
+
+    assert pipeline.up("staging") == f"up, serving {v1}"
+    assert started(project) == ["backend@1", "frontend@1"]
+    assert serving(project) == {"backend": v1, "frontend": v1}
+    assert [(e["state"], e["problems"]) for e in platforms[0].status()] == [("serving", [])]

@@ -165,6 +165,7 @@ class MemoryPlatform:
         self, environment: str, release: Release | None = None, with_optional: tuple[str, ...] = ()
     ) -> None:
         self.prepare(environment)
+        (self._env_dir(environment) / "stopped").unlink(missing_ok=True)
         live = self.live(environment)
         for service in self._services(environment):
             if self._spec(service).optional and service not in with_optional:
@@ -180,27 +181,35 @@ class MemoryPlatform:
     def stop_environment(self, environment: str) -> None:
         for instance in self._started(environment):
             self._record(instance).unlink()
+        if self._env_dir(environment).is_dir():
+            (self._env_dir(environment) / "stopped").touch()
         self._note("stop-environment", environment)
 
     def status(self) -> list[dict[str, Any]]:
         out = []
         for environment in self._environments():
             live = self.live(environment)
+            down = sorted(s for s, i in live.items() if not self.running(i))
+            stopped = (self._env_dir(environment) / "stopped").exists()  # on purpose
             services = {
                 service: {
                     "url": self.config.environments[environment].services[service].url,
                     "answer": "running" if self.running(instance) else "stopped",
-                    "health": instance.version,
+                    "health": {"version": instance.version},
                 }
                 for service, instance in live.items()
             }
-            started = self._started(environment)
+            processes = [
+                {"name": p, "state": "running", "pid": None, "restarts": 0}
+                for i in self._started(environment)
+                for p in i.processes
+            ]
             out.append(
                 {
                     "environment": environment,
-                    "state": "up" if started else "down",
-                    "problems": [],
-                    "processes": [p for i in started for p in i.processes],
+                    "state": "stopped" if down else "serving",
+                    "problems": [] if stopped else [f"{s} is not running" for s in down],
+                    "processes": processes,
                     "services": services,
                 }
             )
