@@ -89,15 +89,15 @@ def downgrade():
 '''
 
 
-def migration(revision: str, down: str, table: str, fails: bool = False) -> str:
-    """A migration that creates ``table`` (and then fails, with ``fails``)."""
-    then = '    raise RuntimeError("the migration broke half way")\n' if fails else ""
+def migration(revision: str, down: str, table: str, *then: str) -> str:
+    """A migration that creates ``table``, then runs the lines ``then``."""
+    after = "".join(f"    {line}\n" for line in then)
     return (
         f'"""{table}"""\n\nimport sqlalchemy as sa\nfrom alembic import op\n\n'
         f'revision = "{revision}"\ndown_revision = "{down}"\n\n\n'
         f"def upgrade():\n"
         f'    op.create_table("{table}", sa.Column("id", sa.Integer, primary_key=True))\n'
-        f"{then}\n\n"
+        f"{after}\n\n"
         f'def downgrade():\n    op.drop_table("{table}")\n'
     )
 

@@ -9,7 +9,12 @@ where a test drives several deploys.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -158,7 +163,9 @@ def test_a_failing_release_command_keeps_the_old_version_and_restores_the_databa
 ) -> None:
     pipeline, _ = deploy
     v1 = ship(pipeline).version
-    broken = migration("0002", "0001", "plays", fails=True)
+    broken = migration(
+        "0002", "0001", "plays", "raise RuntimeError('the migration broke half way')"
+    )
     commit(project, "plays", {"backend/alembic/versions/0002_plays.py": broken})
 
     with pytest.raises(OperationError) as failed:
@@ -287,3 +294,45 @@ def test_up_restarts_the_live_release_of_a_stopped_environment(
     assert started(project) == ["backend@1", "frontend@1"]
     assert serving(project) == {"backend": v1, "frontend": v1}
     assert [(e["state"], e["problems"]) for e in platforms[0].status()] == [("serving", [])]
+
+
+def test_a_deploy_killed_during_its_release_is_repaired_by_the_next(
+    project: Path, deploy: tuple[Pipeline, list[str]]
+) -> None:
+    pipeline, lines = deploy
+    v1 = ship(pipeline).version
+    marker = project.parent / "migrating"
+    slow = migration(
+        "0002", "0001", "plays", f"open({str(marker)!r}, 'w').close()", "time.sleep(600)"
+    ).replace("import sqlalchemy", "import time\n\nimport sqlalchemy")
+    commit(project, "plays, slowly", {"backend/alembic/versions/0002_plays.py": slow})
+    v2 = version(project)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tiers", "deploy", "staging"],
+        start_new_session=True,  # its own process group: the release command is killed too
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    while not marker.exists():
+        assert child.poll() is None, "the deploy ended before its release command began"
+        time.sleep(0.05)
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    assert recorded(project)[0].state == "running"
+    assert "plays" in database(project)[0]  # half migrated
+    assert serving(project) == {"backend": v1, "frontend": v1}
+
+    fixed = migration("0002", "0001", "plays")
+    commit(project, "plays, at once", {"backend/alembic/versions/0002_plays.py": fixed})
+    v3 = ship(pipeline).version
+    assert (
+        f"staging: deployment 2 ({v2}) was interrupted during release; what serves is "
+        "unchanged and its migration was undone from the snapshot"
+    ) in [line.partition(" ")[2] for line in lines]
+    assert [(d.id, d.state) for d in recorded(project)] == [
+        (3, "succeeded"),
+        (2, "interrupted"),
+        (1, "succeeded"),
+    ]
+    assert serving(project) == {"backend": v3, "frontend": v3}
+    assert started(project) == ["backend@3", "frontend@3"]
