@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import tiers
 from tests.platforms.contract.conftest import commit, git, migration
 from tiers.config import load
-from tiers.errors import OperationError
+from tiers.errors import OperationError, PlatformError
 from tiers.pipeline.deploy import Pipeline
 from tiers.pipeline.report import Reporter
 from tiers.platforms.base import Platform, available, load_platform
@@ -336,3 +336,21 @@ def test_a_deploy_killed_during_its_release_is_repaired_by_the_next(
     ]
     assert serving(project) == {"backend": v3, "frontend": v3}
     assert started(project) == ["backend@3", "frontend@3"]
+
+
+def test_a_failing_build_changes_nothing(project: Path, deploy: tuple[Pipeline, list[str]]) -> None:
+    pipeline, _ = deploy
+    v1 = ship(pipeline).version
+    toml = (project / "tiers.toml").read_text()
+    build = 'root = "backend"\nbuild = "python -c \\"raise SystemExit(\'no compiler here\')\\""\n'
+    commit(project, "a build", {"tiers.toml": toml.replace('root = "backend"\n', build, 1)})
+
+    with pytest.raises(PlatformError) as failed:
+        ship(pipeline)
+    assert str(failed.value) == "render: backend's build exited 1:\nno compiler here"
+    deployment = recorded(project)[0]
+    assert (deployment.id, deployment.state, deployment.error) == (2, "failed", str(failed.value))
+    assert [(s.name, s.outcome) for s in deployment.steps] == [("build", "failed")]
+    assert serving(project) == {"backend": v1, "frontend": v1}
+    assert started(project) == ["backend@1", "frontend@1"]
+    assert database(project) == ({"alembic_version", "tracks"}, "0001")
