@@ -114,7 +114,8 @@ class Instance:
     ``tag`` tells instances apart (the deployment id; empty for the work tree).
     ``processes`` are the platform's names for what runs (supervised processes,
     machines, pods); ``port`` and ``site`` are where the platform routes traffic.
-    ``source`` and ``artifact`` let the platform start the same release again.
+    ``source`` and ``venv`` (the artifact's ``source`` and ``ref``, whatever the artifact
+    is) make ``artifact``, which lets the platform start the same release again.
     """
 
     environment: str
@@ -157,7 +158,9 @@ class Platform(Protocol):
 
     def database_url(self, environment: str) -> str | None:
         """Where this platform's processes reach the environment's database, for the
-        pipeline's snapshot and migration head; None when it is not known here."""
+        pipeline's snapshot and migration head; None when it is not known here, or when no
+        service of the environment on this platform reaches it (the pipeline asks each of
+        the environment's platforms in turn and takes the first answer)."""
 
     # -- a release ---------------------------------------------------------------------------
 
@@ -183,7 +186,9 @@ class Platform(Protocol):
     ) -> str:
         """Run a one-off ``command`` (the release command, a downgrade) of ``release`` with
         the environment's configuration and secrets, plus ``extra`` variables; its output.
-        A non-zero exit raises PlatformError with the output's end."""
+        It runs in the service's ``root`` of the artifact's ``source``, with the variables
+        :func:`tiers.platforms.runtime.process_env` names (as every process of the service
+        gets them). A non-zero exit raises PlatformError with the output's end."""
 
     def start(
         self, environment: str, service: str, release: Release, artifact: Artifact, tag: str
@@ -196,7 +201,8 @@ class Platform(Protocol):
 
     def switch(self, instance: Instance) -> Instance | None:
         """Send the service's traffic to ``instance`` without dropping a connection, and
-        record it as live; the instance it replaced, if any."""
+        record it as live; the instance it replaced, if any (None when ``instance`` was
+        live already: the pipeline drains and stops what this returns)."""
 
     def stop(self, instance: Instance, drain: float = 10.0, switched: bool = False) -> None:
         """Stop ``instance``, giving its requests ``drain`` seconds to finish; one just
@@ -226,8 +232,12 @@ class Platform(Protocol):
         """Stop ``environment``'s processes and data services; data stays."""
 
     def status(self) -> list[dict[str, Any]]:
-        """Per environment: ``environment``, ``state``, ``problems``, ``processes`` and
-        ``services`` (``url``, ``answer``, ``health``)."""
+        """Per environment: ``environment``; ``state`` (``serving``, ``stopped``, or a
+        word of the platform's for neither); ``problems``, what keeps it from serving, in
+        words (empty when it serves or was stopped on purpose: ``tiers status`` exits 1
+        when there are some); ``processes``, each with ``name``, ``state``, ``pid`` and
+        ``restarts``; and ``services`` by name, each with ``url``, ``answer`` (what its
+        health path said, in words) and ``health`` (the answer's fields, or None)."""
 
     def logs(
         self,
