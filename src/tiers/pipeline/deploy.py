@@ -140,9 +140,10 @@ class Pipeline:
         """What ``deploy`` would do, step by step, naming the commands and addresses: the
         very steps a deploy runs, printed instead of run."""
         env = self.environment(environment)
-        run = Run(0, env, Release(target.version, target.commit), None, None, {})
-        run.db_url = self.platforms.database_url(env)
-        return steps.deploy_plan(self, run, target, self.services(env)).lines()
+        services = self.services(env)  # refuses a service whose platform is not installed
+        db_url = self.platforms.database_url(env)
+        run = Run(0, env, Release(target.version, target.commit), db_url, None, {})
+        return steps.deploy_plan(self, run, target, services).lines()
 
     # -- up ----------------------------------------------------------------------------------
 

@@ -110,11 +110,12 @@ def test_a_dry_run_plans_the_steps_on_both_platforms_and_changes_nothing(project
         f"  build     export {head[:12]} to .tiers/releases/; nothing to build",
         f"  snapshot  sqlite:///{db}",
         "  release   backend: python -m alembic upgrade head",
-        "  start     backend: app on fresh ports; frontend: its files, beside the live version",
-        "  health    backend: /health within 60s",
+        "  start     backend: an instance on render; frontend: an instance on railway, "
+        "beside the live version",
+        "  health    backend: /health answered from the release's files",
         "  switch    https://api-stg.shop.example → new backend; "
         "https://stg.shop.example → new frontend",
-        "  drain     the old version: SIGTERM, SIGKILL after backend 10s",
+        "  drain     the old version: nothing to drain",
     ]
     assert [line for line in journal(project) if "prepare" not in line] == []
     assert recorded(project) == []

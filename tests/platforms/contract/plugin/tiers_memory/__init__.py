@@ -69,6 +69,18 @@ class MemoryPlatform:
 
     # -- a release ---------------------------------------------------------------------------
 
+    def describe(self, environment: str, service: str) -> dict[str, str]:
+        spec = self._spec(service)
+        binding = self.config.environments[environment].services[service]
+        said = {
+            "build": spec.build,
+            "release": spec.release_command,
+            "start": f"an instance on {self.name}",
+            "health": spec.health and f"{spec.health} answered from the release's files",
+            "switch": binding.url and f"{binding.url} → new {service}",
+        }
+        return {step: text for step, text in said.items() if text}
+
     def build(self, service: str, source: Path) -> Artifact:
         spec = self._spec(service)
         root = source / spec.root
