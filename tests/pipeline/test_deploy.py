@@ -354,13 +354,26 @@ def test_up_deploys_what_the_trigger_follows_once(repo: Path) -> None:
 
 
 def test_a_queued_deploy_waits_for_the_one_before(repo: Path) -> None:
-    holder = hold_lock(repo, seconds=3)
+    holder = hold_lock(repo, seconds=120)
+    queued = subprocess.Popen(
+        [sys.executable, "-m", "tiers", "deploy", "staging", "--wait"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert queued.stdout is not None
     try:
-        queued = tiers("deploy", "staging", "--wait", cwd=repo)
+        for line in queued.stdout:
+            if "staging: waiting for ci@runner pid 7 since" in line:
+                break
+        else:
+            pytest.fail("the queued deploy never said it was waiting")
     finally:
+        holder.send_signal(signal.SIGINT)  # Ctrl-C: it leaves its `with` block, unlocking
         holder.communicate()
-    assert queued.returncode == 0, queued.stderr
-    assert "staging: waiting for ci@runner pid 7 since" in queued.stdout
+    rest = queued.communicate()[0]
+    assert queued.returncode == 0, rest
     assert [r["state"] for r in history(repo)] == ["succeeded"]
 
 

@@ -50,6 +50,7 @@ def main() -> None:
     from tiers.errors import TiersError
 
     debug = os.environ.get("TIERS_DEBUG") == "1"
+    io.results.written = False
     try:
         app()  # standalone: usage errors exit 2, --help and Ctrl-C are handled
     except TiersError as exc:
