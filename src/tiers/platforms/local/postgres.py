@@ -13,6 +13,7 @@ owns the cluster's directory; the client programs (``psql``) run as the caller.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -74,8 +75,11 @@ def _candidates() -> Iterator[Path]:
 
 def _pg_config_bindir() -> Path | None:
     pg_config = shutil.which("pg_config")
-    if pg_config is None:
-        return None
+    return None if pg_config is None else _reported_bindir(pg_config)
+
+
+@functools.cache  # once per program: Debian's pg_config is a script that runs three more
+def _reported_bindir(pg_config: str) -> Path | None:
     try:
         found = subprocess.run(
             [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True
