@@ -1,18 +1,26 @@
-"""Zero downtime under `tiers deploy` / `tiers rollback`, their wall time, and the app's floor.
+"""Zero downtime under `tiers deploy` / `tiers rollback`, their time to serving, and the floor.
 
-Run: .venv/bin/python bench/deploy.py [--deploys 10 --rollbacks 3 --clients 8] [--json]
+Run: .venv/bin/python bench/deploy.py [--deploys 10 --rollbacks 3 --downgrades 3 --clients 8]
+     [--json]
 
 In a throwaway git repository of examples/plyr with staging alone, on ports of its own
 (API 28002, frontend 25174, PostgreSQL 25434, Redis 26381), it deploys once to warm up
 (the virtualenv build), then, while CLIENTS threads each send `GET /health` over one
 keep-alive connection and one more uploads a small track now and then (no retries: an
-exception or an unexpected status is a failure), it deploys DEPLOYS new commits and
-rolls back ROLLBACKS times. It prints the requests sent and failed (failures grouped by
-error, with the step they started in) and p50/p99 latency inside the switch windows
-(start of `switch` to end of `drain`, from `tiers history`) and outside them; the wall
-time of the deploy and rollback commands beside the floor (`alembic upgrade head` into a
-fresh database plus uvicorn until /health answers 200, median of 3); and each step's
-median duration. It prints numbers; it asserts nothing.
+exception or an unexpected status is a failure), it deploys DEPLOYS new commits, rolls
+back ROLLBACKS times (code only, `--db keep`), then DOWNGRADES times deploys a commit
+with a new migration (a nullable column the running code never reads, so each version
+runs on the other's schema) and rolls it back with `--db downgrade` (the old code
+serves first, then the migration is undone).
+
+It prints the requests sent and failed (failures grouped by error, with the step they
+started in); p50/p99 latency inside the switch windows (start of `switch` to end of
+`drain`, from `tiers history`) and outside them; for each kind of run its *time to
+serving* (command start to the end of its `switch` step: the new version takes all
+traffic) and its wall time, beside the floor: `alembic upgrade head` into a fresh
+database plus uvicorn until /health answers 200, without tiers, median of 3, measured
+once under the same probe and once after it stopped; and each step's median duration.
+It prints numbers; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -168,11 +176,61 @@ def floor(project: Path, runs: int = 3) -> list[float]:
     return took
 
 
+MIGRATION = '''"""a column the bench adds and its rollbacks drop (no code reads it)
+
+Revision ID: 0004
+Revises: 0003
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+DROPS_COLUMNS: list[str] = ["tracks.bench_note"]
+DROPS_TABLES: list[str] = []
+
+
+def upgrade() -> None:
+    op.add_column("tracks", sa.Column("bench_note", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("tracks", "bench_note")
+'''
+KINDS = ("deploy", "rollback", "deploy +migration", "rollback --db downgrade")
+
+
+def plan(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """The runs, in order: (kind, number)."""
+    runs = [("deploy", i) for i in range(args.deploys)]
+    runs += [("rollback", i) for i in range(args.rollbacks)]
+    for i in range(args.downgrades):
+        runs += [("deploy +migration", i), ("rollback --db downgrade", i)]
+    return runs
+
+
+def command(project: Path, kind: str, i: int, original: str) -> list[str]:
+    """Commit what the run ships (for a deploy); the tiers command that does it."""
+    if kind.startswith("deploy"):  # a code change: the virtualenv is reused
+        main_py = project / "backend/src/plyr_backend/main.py"
+        main_py.write_text(original + f"# bench {kind} {i}\n")
+        if kind == "deploy +migration":
+            (project / "backend/alembic/versions/0004_bench_note.py").write_text(MIGRATION)
+        git(project, "add", "-A")
+        git(project, "commit", "-q", "-m", f"bench {kind} {i}")
+        return ["deploy", "staging"]
+    return ["rollback", "staging", *(["--db", "downgrade"] if "downgrade" in kind else [])]
+
+
 def exercise(project: Path, args: argparse.Namespace, out: dict[str, Any]) -> None:
     """Warm up, then deploy and roll back under load; fills ``out``."""
     stop, threads = threading.Event(), []
-    main_py = project / "backend/src/plyr_backend/main.py"
-    original = main_py.read_text()
+    original = (project / "backend/src/plyr_backend/main.py").read_text()
     start, warm = time.perf_counter(), tiers(project, "deploy", "staging")
     print(f"warm-up deploy (venv build if not cached): {time.perf_counter() - start:.1f} s")
     if warm.returncode:
@@ -182,16 +240,15 @@ def exercise(project: Path, args: argparse.Namespace, out: dict[str, Any]) -> No
             threads.append(threading.Thread(target=client, args=(kind, stop, out["records"])))
             threads[-1].start()
         time.sleep(2)  # some traffic before the first deploy
-        plan = [("deploy", i) for i in range(args.deploys)]
-        for kind, i in plan + [("rollback", i) for i in range(args.rollbacks)]:
-            if kind == "deploy":  # a code-only change: the virtualenv is reused
-                main_py.write_text(original + f"# bench deploy {i}\n")
-                git(project, "commit", "-q", "-am", f"bench {i}")
-            start, done = time.perf_counter(), tiers(project, kind, "staging")
-            out[kind].append(time.perf_counter() - start)
+        for kind, i in plan(args):
+            argv = command(project, kind, i, original)
+            wall, start = time.time(), time.perf_counter()
+            done = tiers(project, *argv)
+            out["runs"].append({"kind": kind, "start": wall, "took": time.perf_counter() - start})
             if done.returncode:
                 out["problems"].append(f"{kind} {i} exited {done.returncode}: {done.stderr}")
         time.sleep(2)  # and some after the last
+        out["floor under the probe"] = floor(project)
     finally:
         stop.set()
         for thread in threads:
@@ -200,8 +257,18 @@ def exercise(project: Path, args: argparse.Namespace, out: dict[str, Any]) -> No
     out["floor"] = floor(project)
 
 
+def serving(out: dict[str, Any], found: list[Step]) -> None:
+    """Each run's deployment and time to serving (its start to the end of its switch)."""
+    for r in out["runs"]:
+        ids = {d for d, _, _, s, _ in found if r["start"] <= s <= r["start"] + r["took"]}
+        switched = [e for d, _, n, _, e in found if d in ids and n == "switch"]
+        r["deployment"] = min(ids, default=None)
+        r["serving"] = switched[0] - r["start"] if switched else None
+
+
 def report(out: dict[str, Any]) -> dict[str, Any]:
     records, history, found = out["records"], out["history"], steps(out["history"])
+    serving(out, found)
     ends = {(d, k): e for d, k, name, _, e in found if name == "drain"}
     windows = [(s, ends[d, k]) for d, k, name, s, _ in found if name == "switch" and (d, k) in ends]
     failed = [r for r in records if r[3]]
@@ -230,38 +297,51 @@ def report(out: dict[str, Any]) -> dict[str, Any]:
             )
             print(f"latency {kind} {label}: {summary[f'{kind} {label}']}")
     print(f"switch windows: {len(windows)}, {sum(e - s for s, e in windows):.1f} s in all")
-    for kind in ("deploy", "rollback"):
-        if out[kind]:
-            print(f"tiers {kind} staging: {spread(out[kind])}")
-    print(f"floor (alembic upgrade head + uvicorn to /health 200): {spread(out['floor'])}")
-    warmup = min(d["id"] for d in history)
-    for kind in ("deploy", "rollback"):
+    floors = {"under the probe": out["floor under the probe"], "quiet": out["floor"]}
+    for label, took in floors.items():
+        print(f"floor (alembic upgrade head + uvicorn to /health 200), {label}: {spread(took)}")
+    print("time to serving (command start to the end of its switch step); command wall time:")
+    for kind in KINDS:
+        runs = [r for r in out["runs"] if r["kind"] == kind]
+        ready = [r["serving"] for r in runs if r["serving"] is not None]
+        if ready:
+            mid = statistics.median(ready)
+            ratio = ", ".join(f"{mid / statistics.median(f):.2f}x {k}" for k, f in floors.items())
+            print(f"  {kind}: serving {spread(ready)}; the floor {ratio}")
+        if runs:
+            print(f"  {kind}: wall {spread([r['took'] for r in runs])}")
+        summary[f"{kind} serving"] = ready
+        summary[f"{kind} wall"] = [r["took"] for r in runs]
+    for kind in KINDS:
+        ids = {r["deployment"] for r in out["runs"] if r["kind"] == kind} - {None}
         took: dict[str, list[float]] = {}
-        for d, k, name, s, e in found:
-            if k == kind and d != warmup:
+        for d, _, name, s, e in found:
+            if d in ids:
                 took.setdefault(name, []).append(e - s)
         summary[f"{kind} steps"] = {n: statistics.median(v) for n, v in took.items()}
         text = ", ".join(f"{n} {v:.2f}" for n, v in summary[f"{kind} steps"].items())
-        print(f"{kind} steps, median s (warm-up left out): {text}")
+        if text:
+            print(f"{kind} steps, median s: {text}")
     print(
         "deployments: " + ", ".join(f"#{d['id']} {d['kind']} {d['state']}" for d in history[::-1])
     )
     for problem in out["problems"]:
         print(f"problem: {problem}")
-    return summary | {k: out[k] for k in ("deploy", "rollback", "floor", "problems")}
+    return summary | {"floor": floors, "problems": out["problems"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deploys", type=int, default=10)
     parser.add_argument("--rollbacks", type=int, default=3)
+    parser.add_argument("--downgrades", type=int, default=3)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--json", action="store_true", help="also print the numbers as JSON")
     args = parser.parse_args()
     top = Path(tempfile.mkdtemp(prefix="tiers-bench-deploy-"))
     top.chmod(0o711)  # PostgreSQL runs as an unprivileged user when we are root
     project = top / "plyr"
-    out: dict[str, Any] = {"records": [], "deploy": [], "rollback": [], "problems": []}
+    out: dict[str, Any] = {"records": [], "runs": [], "problems": []}
     try:
         shutil.copytree(
             ROOT / "examples/plyr", project, ignore=shutil.ignore_patterns(".tiers", "__pycache__")

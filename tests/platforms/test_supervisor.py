@@ -59,6 +59,15 @@ def test_a_process_runs_and_its_output_is_logged(supervisor: Running) -> None:
     assert listed["pid"] == started["pid"]
 
 
+def test_a_running_process_reports_how_long_it_has_been_up(supervisor: Running) -> None:
+    _, client = supervisor
+    client.start("staging.app", SLEEPER, cwd=".", env={}, restart="always")
+    assert eventually(lambda: client.processes()[0]["uptime"] > 0.2)
+    first = client.processes()[0]["uptime"]
+    assert eventually(lambda: client.processes()[0]["uptime"] > first)
+    assert client.stop("staging.app")["uptime"] is None
+
+
 def test_the_environment_reaches_the_process(supervisor: Running, tmp_path: Path) -> None:
     _, client = supervisor
     command = f"{sys.executable} -c \"import os; print(os.environ['TIERS_ENVIRONMENT'])\""

@@ -4,6 +4,7 @@ clusters, the clients' (pg_dump, pg_restore, psql) for snapshots of any PostgreS
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -53,8 +54,11 @@ def _candidates() -> Iterator[Path]:
 
 def _pg_config_bindir() -> Path | None:
     pg_config = shutil.which("pg_config")
-    if pg_config is None:
-        return None
+    return None if pg_config is None else _reported_bindir(pg_config)
+
+
+@functools.cache  # once per program: Debian's pg_config is a script that runs three more
+def _reported_bindir(pg_config: str) -> Path | None:
     try:
         found = subprocess.run(
             [pg_config, "--bindir"], capture_output=True, text=True, timeout=10, check=True

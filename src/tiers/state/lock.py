@@ -30,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from tiers.errors import LockHeld, OperationError
@@ -204,9 +203,15 @@ class Lease:
             "deployment_id": self.deployment_id,
             **self._values(now),
         }
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(locks).values(values)
-        absent = statement.on_conflict_do_nothing(index_elements=[locks.c.environment])
+        key = [locks.c.environment]
+        if connection.dialect.name == "postgresql":  # imported here: SQLite is the default
+            from sqlalchemy.dialects.postgresql import insert as insert_pg
+
+            absent: Any = insert_pg(locks).values(values).on_conflict_do_nothing(index_elements=key)
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+
+            absent = insert(locks).values(values).on_conflict_do_nothing(index_elements=key)
         # An INSERT's row count is kept only on request (psycopg would report -1).
         return connection.execute(absent.execution_options(preserve_rowcount=True)).rowcount == 1
 

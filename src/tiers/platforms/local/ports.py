@@ -24,6 +24,7 @@ __all__ = ["free_port", "http_ok", "port_in_use", "wait_for_port"]
 
 HOST = "127.0.0.1"
 _POLL = 0.05  # seconds between two connection attempts
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def free_port() -> int:
@@ -68,9 +69,10 @@ def wait_for_port(
 
 
 def http_ok(url: str) -> bool:
-    """True when ``url`` answers with a 2xx status within two seconds."""
+    """True when ``url`` answers with a 2xx status within two seconds (redirects followed,
+    never through a proxy named by the environment: these are local addresses)."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        with _DIRECT.open(url, timeout=2) as response:
             return bool(200 <= response.status < 300)
     except (OSError, ValueError):
         return False

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import time
 import venv as venv_module
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +54,8 @@ __all__ = ["Instance", "LocalReleases", "cache_dir", "run_command"]
 BUILD_TIMEOUT = 1800
 STOP_GRACE = 10.0
 SETTLE = 1.0  # seconds between a switch and the old instance's SIGTERM
+STEADY = 1.0  # seconds every process must stay up before its instance takes traffic
+_POLL = 0.05  # seconds between two looks at a starting instance
 _LOG_LINES = 20
 # All a process takes from whoever ran tiers (PATH too, after its own bin directory).
 _PASSED = ("HOME", "LANG", "LC_ALL", "TZ")
@@ -213,28 +217,42 @@ class LocalReleases:
         return target
 
     def wait_healthy(self, instance: Instance, timeout: float) -> None:
-        """Return once every process stays up and the health path answers 2xx."""
+        """Return once the health path answers 2xx and every process that the answer
+        does not vouch for has stayed up ``STEADY`` seconds (a worker that dies on start
+        is caught); a lone process with a health path is ready when it answers.
+
+        The steady window runs from each process's start, not from this call, so it
+        overlaps the boot instead of following it, and instances started together are
+        waited for side by side. A site (no processes) is ready at once.
+        """
         spec = self.config.services[instance.service]
         url = (
             f"http://127.0.0.1:{instance.port}{spec.health}"
             if spec.health and instance.port
             else None
         )
-        deadline = time.monotonic() + timeout
+        vouched = url is not None and len(instance.processes) == 1
         began = time.monotonic()
-        while True:
-            self._check_running(instance)
-            if (url is None or http_ok(url)) and time.monotonic() - began >= 1.0:
+        deadline = began + timeout
+        while instance.processes:
+            young = self._young(instance, time.monotonic() - began)
+            ready = vouched or not young
+            if ready and (url is None or http_ok(url)):
                 return
             if time.monotonic() > deadline:
                 raise PlatformError(
                     f"{instance.service}: {spec.health} did not answer within {timeout:g}s"
                     + self._tail(instance)
                 )
-            time.sleep(0.2)
+            # until the steady window ends only an exit could be seen: look once, at its end
+            time.sleep(_POLL if ready else min(young, max(0.0, deadline - time.monotonic())))
 
-    def _check_running(self, instance: Instance) -> None:
+    def _young(self, instance: Instance, waited: float) -> float:
+        """How long until every process of ``instance`` has been up ``STEADY`` seconds;
+        PlatformError with its log when one has exited or been restarted. (A supervisor
+        from before ``uptime`` was reported counts from when the wait began.)"""
         running = {p["name"]: p for p in self.platform.supervisor.processes()}
+        left = 0.0
         for name in instance.processes:
             process = running.get(name)
             if process is None or process["restarts"] or process["state"] != "running":
@@ -243,6 +261,9 @@ class LocalReleases:
                     f"{name.partition('.')[2]} exited with code {code} on start"
                     + self._tail(instance)
                 )
+            uptime = process.get("uptime")
+            left = max(left, STEADY - (waited if uptime is None else float(uptime)))
+        return left
 
     def _tail(self, instance: Instance) -> str:
         lines = []
@@ -282,8 +303,9 @@ class LocalReleases:
         ``switched`` away from first gets a moment for requests already routed to it."""
         if switched and instance.port is not None and instance.processes:
             time.sleep(SETTLE)  # a request routed just before the switch reaches it first
-        for name in instance.processes:
-            self.platform.supervisor.stop(name, drain)
+        stop = functools.partial(self.platform.supervisor.stop, grace=drain)
+        with ThreadPoolExecutor(max(1, len(instance.processes))) as pool:  # side by side
+            list(pool.map(stop, instance.processes))
         if instance.site is not None:
             shutil.rmtree(instance.site, ignore_errors=True)
 

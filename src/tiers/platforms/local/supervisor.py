@@ -3,7 +3,8 @@
 It is one long-lived process per project (``python -m tiers.platforms.local ROOT``),
 answering HTTP + JSON on the Unix socket ``ROOT/supervisor.sock``:
 
-- ``GET /processes``: every process with its state, pid, restarts and exit code;
+- ``GET /processes``: every process with its state, pid, restarts, exit code and
+  uptime (seconds since it last started);
 - ``PUT /processes/NAME`` with ``{"command", "cwd", "env", "restart"}``: (re)start it;
 - ``DELETE /processes/NAME``: stop it (SIGTERM to its process group, then SIGKILL);
 - ``GET /logs/NAME?lines=N``: the last lines of its log (``ROOT/logs/NAME.log``).
@@ -68,6 +69,7 @@ class _Process:
             "pid": self.popen.pid if alive and self.popen else None,
             "restarts": self.restarts,
             "exit_code": self.exit_code,
+            "uptime": time.monotonic() - self.started_at if alive else None,
             "restart": self.restart,
             "command": self.command,
             "log": str(self.log),
@@ -348,17 +350,14 @@ class SupervisorClient:
 
     def stop(self, name: str, grace: float = STOP_TIMEOUT) -> dict[str, Any]:
         """Stop ``name``: SIGTERM, and SIGKILL after ``grace`` seconds (its requests drain)."""
-        previous, self.timeout = self.timeout, max(self.timeout, grace + 5)
-        try:
-            return dict(self._call("DELETE", f"/processes/{name}?timeout={grace:g}"))
-        finally:
-            self.timeout = previous
+        path = f"/processes/{name}?timeout={grace:g}"
+        return dict(self._call("DELETE", path, timeout=max(self.timeout, grace + 5)))
 
     def logs(self, name: str, lines: int = 50) -> list[str]:
         return list(self._call("GET", f"/logs/{name}?lines={lines}")["lines"])
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        connection = _UnixConnection(self.path, self.timeout)
+    def _call(self, method: str, path: str, body: Any = None, timeout: float = 0) -> Any:
+        connection = _UnixConnection(self.path, timeout or self.timeout)
         try:
             data = json.dumps(body).encode() if body is not None else None
             headers = {"Content-Type": "application/json"} if data else {}
