@@ -39,7 +39,8 @@ def main() -> None:
         loaded_at = time.perf_counter()
         findings = run(loaded.config, loaded.source)
         done = time.perf_counter()
-        assert not findings, findings
+        # fly.io and Pages have no driver installed here: that warning is the only one
+        assert {f.rule for f in findings} <= {"platform-not-installed"}, findings
         cli = timed([sys.executable, "-m", "tiers", "check", "-c", str(path)], 5)
     helps = timed([sys.executable, "-m", "tiers", "--help"], 5)
     print(f"environments: {count} (a clean generated config)")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.checks.test_rules import BREAKS
+from tests.checks.test_rules import BREAKS, separation
 from tests.conftest import Edit, tiers
-from tiers.checks import run
 from tiers.config import load
 
 STAGING_BACKEND = 'frontend_url = "${environments.staging.frontend.url}"\n'
@@ -14,7 +13,7 @@ OBSERVABILITY_VAR = 'observability_environment = "LOGFIRE_ENVIRONMENT"\n'
 
 
 def test_a_public_platform_url_of_a_protected_tier_walks_around_the_gate(edit: Edit) -> None:
-    (finding,) = run(*load(edit(*BREAKS["access-platform-url-public"])))
+    (finding,) = separation(*load(edit(*BREAKS["access-platform-url-public"])))
     assert (finding.severity, finding.key) == ("error", "environments.staging.backend.platform_url")
     assert finding.message == (
         "staging is protected, but its backend is also public at "
@@ -31,7 +30,7 @@ def test_a_frontend_calling_the_backend_platform_host_under_cookie_auth(edit: Ed
             'api_url = "https://relay-api.fly.dev"',
         )
     )
-    (finding,) = run(*load(path))
+    (finding,) = separation(*load(path))
     assert (finding.rule, finding.key) == (
         "cookie-site-mismatch",
         "environments.production.frontend.api_url",
@@ -61,7 +60,7 @@ def test_env_may_not_override_a_fact(edit: Edit, var: str, value: str, where: st
         (OBSERVABILITY_VAR, f'{OBSERVABILITY_VAR}bucket_audio = "R2_BUCKET"\n'),
         (STAGING_BACKEND, f'{STAGING_BACKEND}env = {{ {var} = "{value}" }}\n'),
     )
-    (finding,) = run(*load(path))
+    (finding,) = separation(*load(path))
     assert (finding.rule, finding.severity) == ("env-overrides-fact", "error")
     assert finding.key == f"environments.staging.backend.env.{var}"
     assert finding.message.startswith(f"staging backend env {var} overrides the ")
@@ -69,7 +68,7 @@ def test_env_may_not_override_a_fact(edit: Edit, var: str, value: str, where: st
 
 
 def test_port_is_tiers_own(edit: Edit) -> None:
-    (finding,) = run(
+    (finding,) = separation(
         *load(edit((STAGING_BACKEND, f'{STAGING_BACKEND}env = {{ PORT = "8000" }}\n')))
     )
     assert finding.rule == "env-overrides-fact"
@@ -94,7 +93,7 @@ def test_a_password_in_an_env_value_is_a_secret_in_the_file(edit: Edit) -> None:
 
 
 def test_a_public_docs_page_needs_its_schema(edit: Edit) -> None:
-    (finding,) = run(*load(edit(*BREAKS["access-docs-without-schema"])))
+    (finding,) = separation(*load(edit(*BREAKS["access-docs-without-schema"])))
     assert (finding.severity, finding.key) == ("warning", "environments.staging.access.bypass[1]")
     assert finding.message == (
         "bypass api-stg.plyr.fm/docs makes the docs page public, but not the schema it loads "
@@ -104,7 +103,7 @@ def test_a_public_docs_page_needs_its_schema(edit: Edit) -> None:
 
 
 def test_a_wildcard_bypass_of_everything_is_one_finding(edit: Edit) -> None:
-    (finding,) = run(*load(edit(('"stg.plyr.fm/icons/*"', '"*.plyr.fm/*"'))))
+    (finding,) = separation(*load(edit(('"stg.plyr.fm/icons/*"', '"*.plyr.fm/*"'))))
     assert finding.rule == "access-everyone"
     assert finding.message == (
         "staging bypasses *.plyr.fm/*: everyone reaches the whole application"
@@ -112,7 +111,7 @@ def test_a_wildcard_bypass_of_everything_is_one_finding(edit: Edit) -> None:
 
 
 def test_production_cookie_on_the_shared_domain_reaches_staging(edit: Edit) -> None:
-    (finding,) = run(*load(edit(*BREAKS["cookie-sent-to-other-tier"])))
+    (finding,) = separation(*load(edit(*BREAKS["cookie-sent-to-other-tier"])))
     assert (finding.severity, finding.environments) == ("warning", ("production", "staging"))
     assert finding.message == (
         "production's session cookie on Domain=.plyr.fm is also sent to staging's hosts "

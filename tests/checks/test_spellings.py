@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.checks.test_rules import separation
 from tests.conftest import Edit, tiers
-from tiers.checks import run
 from tiers.config import load
 
 PRODUCTION_REDIS = '"redis://plyr-redis.internal:6379"'
@@ -24,7 +24,7 @@ PRODUCTION_REDIS = '"redis://plyr-redis.internal:6379"'
     ],
 )
 def test_the_same_redis_written_differently_is_shared(edit: Edit, spelling: str) -> None:
-    findings = run(*load(edit((PRODUCTION_REDIS, f'"{spelling}"'))))
+    findings = separation(*load(edit((PRODUCTION_REDIS, f'"{spelling}"'))))
     assert [(f.rule, f.message) for f in findings] == [
         (
             "shared-redis",
@@ -35,7 +35,9 @@ def test_the_same_redis_written_differently_is_shared(edit: Edit, spelling: str)
 
 
 def test_another_database_number_is_another_redis(edit: Edit) -> None:
-    findings = run(*load(edit((PRODUCTION_REDIS, '"redis://plyr-redis-stg.internal:6379/1"'))))
+    findings = separation(
+        *load(edit((PRODUCTION_REDIS, '"redis://plyr-redis-stg.internal:6379/1"')))
+    )
     assert findings == []
 
 
@@ -49,7 +51,7 @@ def test_another_database_number_is_another_redis(edit: Edit) -> None:
 def test_the_same_database_url_written_differently_is_shared(
     edit: Edit, staging: str, production: str
 ) -> None:
-    findings = run(
+    findings = separation(
         *load(
             edit(
                 (
@@ -76,7 +78,7 @@ def test_another_port_is_another_database_server(edit: Edit) -> None:
             'name = "b", url = "postgresql://db:5433/x"',
         ),
     )
-    assert run(*load(path)) == []
+    assert separation(*load(path)) == []
 
 
 def test_a_database_url_that_does_not_parse_is_no_traceback(edit: Edit) -> None:
@@ -124,7 +126,7 @@ def test_a_database_url_that_does_not_parse_is_no_traceback(edit: Edit) -> None:
 def test_providers_and_names_spelt_differently_are_one(
     edit: Edit, written: str, pairs: list[tuple[str, str]], rule: str, message: str
 ) -> None:
-    findings = run(*load(edit(*pairs)))
+    findings = separation(*load(edit(*pairs)))
     assert [(f.rule, f.severity, f.message) for f in findings] == [(rule, "error", message)]
 
 
@@ -141,7 +143,7 @@ def test_an_unknown_provider_spelling_is_refused_with_the_known_ones(edit: Edit)
 
 
 def test_a_shared_observability_environment_is_an_error(edit: Edit) -> None:
-    (finding,) = run(*load(edit(('environment = "production"', 'environment = "staging"'))))
+    (finding,) = separation(*load(edit(('environment = "production"', 'environment = "staging"'))))
     assert (finding.rule, finding.severity) == ("shared-observability", "error")
     assert finding.key == "environments.production.observability.environment"
     assert "mix with production's" in finding.hint
@@ -153,4 +155,4 @@ def test_the_example_spelt_with_aliases_stays_clean(plyr: Path) -> None:
     config, source = load(plyr)
     assert config.environments["staging"].storage is not None
     assert config.environments["staging"].storage.provider == "r2"
-    assert run(config, source) == []
+    assert separation(config, source) == []

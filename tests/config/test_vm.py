@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import tiers
 from tiers.config import load
 from tiers.errors import ConfigError
+from tiers.platforms.options import Vm
 
 BASE = """[project]
 name = "x"
@@ -35,7 +36,7 @@ def test_a_group_takes_its_own_keys_and_the_rest_from_every_group() -> None:
         'vm = { size = "shared-cpu-1x", memory = "256MB", count = 2, '
         'processes = { worker = { memory = "1gb", count = 1 } } }'
     )
-    vm = load(path).config.environments["production"].services["backend"].vm
+    vm = load(path).config.environments["production"].services["backend"].option("vm", Vm)
     assert vm is not None
     assert [(m.size, m.memory, m.count) for m in (vm.of("app"), vm.of("worker"))] == [
         ("shared-cpu-1x", "256mb", 2),

@@ -58,7 +58,7 @@ namespace = "preview.shop"
 database = { provider = "neon", name = "shop-preview", url_secret = "DATABASE_URL" }
 
 [environments.preview.api]
-platform = "render"
+platform = "fly"
 app = "shop-api-preview"
 url = "https://api-preview.shop.dev"
 secrets = ["DATABASE_URL"]
@@ -71,7 +71,8 @@ database = { provider = "neon", name = "shop-stg", url_secret = "DATABASE_URL", 
 
 [environments.staging.api]
 platform = "kubernetes"
-app = "shop-api"
+namespace = "shop-stg"
+deployment = "shop-api"
 url = "https://api-stg.shop.dev"
 secrets = ["DATABASE_URL"]
 
@@ -102,8 +103,10 @@ namespace = "shop"
 database = { provider = "neon", name = "shop-prd", url_secret = "DATABASE_URL" }
 
 [environments.production.api]
-platform = "heroku"
-app = "shop-api-prd"
+platform = "kubernetes"
+namespace = "shop"
+deployment = "shop-api"
+replicas = 3
 url = "https://api.shop.dev"
 env = { LOG_LEVEL = "warning" }
 secrets = ["DATABASE_URL"]

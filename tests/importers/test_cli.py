@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import tiers
 from tiers.checks import run
 from tiers.config import load
+from tiers.platforms.options import Vm
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WORKERS = FIXTURES / "workers"
@@ -34,7 +35,11 @@ def test_the_seed_imports_and_only_staging_protection_is_left_to_declare() -> No
     assert result.stdout == "wrote tiers.toml: staging, production\n"
     loaded = load("tiers.toml")
     findings = run(loaded.config, loaded.source)
-    assert [(f.rule, f.severity) for f in findings] == [("staging-unprotected", "warning")]
+    assert [(f.rule, f.severity) for f in findings] == [
+        ("staging-unprotected", "warning"),
+        ("platform-not-installed", "warning"),  # staging's backend on fly: no driver here
+        ("platform-not-installed", "warning"),  # production's
+    ]
     assert tiers("check", "--fail-on", "error").returncode == 0
     docs = tiers("docs").stdout
     assert (
@@ -65,7 +70,7 @@ def test_without_secrets_a_todo_is_written_and_check_asks_for_them() -> None:
     assert todo in text
     loaded = load("tiers.toml")
     rules = sorted({f.rule for f in run(loaded.config, loaded.source)})
-    assert rules == ["secrets-undeclared", "staging-unprotected"]
+    assert rules == ["platform-not-installed", "secrets-undeclared", "staging-unprotected"]
 
 
 def test_dry_run_prints_the_file_and_writes_nothing() -> None:
@@ -361,7 +366,7 @@ def test_a_pair_whose_worker_vms_differ_round_trips_through_check_and_docs() -> 
     config = load("tiers.toml").config
     sizes = {}
     for name, env in config.environments.items():
-        vm = env.services["backend"].vm
+        vm = env.services["backend"].option("vm", Vm)
         assert vm is not None
         sizes[name] = {g: (vm.of(g).size, vm.of(g).memory) for g in ("app", "worker")}
     assert sizes == {

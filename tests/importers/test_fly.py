@@ -10,6 +10,7 @@ import pytest
 from tiers.checks import run
 from tiers.config import Config, load
 from tiers.importers import Imported, import_fly
+from tiers.platforms.options import Vm
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SEED = [FIXTURES / "fly.staging.toml", FIXTURES / "fly.toml"]
@@ -71,11 +72,16 @@ def test_each_environment_gets_its_binding_and_facts(seed: Config, environment: 
     app, url, frontend, namespace = SEED_FACTS[environment]
     env = seed.environments[environment]
     binding = env.services["backend"]
-    assert (binding.platform, binding.app, binding.region) == ("fly", app, "iad")
+    assert (binding.platform, binding.option("app"), binding.option("region")) == (
+        "fly",
+        app,
+        "iad",
+    )
     assert binding.url == url
     assert binding.platform_url == f"https://{app}.fly.dev"
-    assert binding.vm is not None
-    assert (binding.vm.size, binding.vm.memory) == ("shared-cpu-1x", "256mb")
+    vm = binding.option("vm", Vm)
+    assert vm is not None
+    assert (vm.size, vm.memory) == ("shared-cpu-1x", "256mb")
     assert binding.env == {"FRONTEND_URL": frontend}
     assert binding.secrets == ["DATABASE_URL"]
     assert env.namespace == namespace
@@ -136,7 +142,11 @@ def test_a_lone_production_is_deployed_by_hand_and_passes_check(tmp_path: Path) 
     config = written(result)
     assert config.environments["production"].trigger.kind == "manual"
     loaded = load("tiers.toml")
-    assert run(loaded.config, loaded.source) == []
+    findings = run(loaded.config, loaded.source)
+    assert [f.message for f in findings] == [
+        "production backend runs on fly, which tiers cannot deploy from here: "
+        "no 'fly' platform is installed"
+    ]
 
 
 def test_vm_size_is_composed_from_cpus_and_memory_mb(tmp_path: Path) -> None:
@@ -147,7 +157,7 @@ def test_vm_size_is_composed_from_cpus_and_memory_mb(tmp_path: Path) -> None:
         '[[vm]]\nsize = "shared-cpu-1x"\nprocesses = ["worker"]\n',
     )
     result = import_fly([path])
-    vm = written(result).environments["production"].services["backend"].vm
+    vm = written(result).environments["production"].services["backend"].option("vm", Vm)
     assert vm is not None
     assert (vm.size, vm.memory, vm.processes) == ("performance-2x", "4096mb", {})
     assert result.unmapped == [
@@ -214,7 +224,7 @@ PROCESSES = '[processes]\napp = "serve"\nworker = "work"\n'
 
 
 def vms(result: Imported, environment: str = "production") -> dict[str, tuple[str | None, ...]]:
-    vm = written(result).environments[environment].services["backend"].vm
+    vm = written(result).environments[environment].services["backend"].option("vm", Vm)
     assert vm is not None
     return {group: (vm.of(group).size, vm.of(group).memory) for group in ("app", "worker")}
 

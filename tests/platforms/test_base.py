@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.config.test_options import install
 from tiers.config import load
 from tiers.errors import UsageError
 from tiers.platforms import base
@@ -42,3 +43,21 @@ def test_a_class_without_the_interface_is_refused(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(base, "entry_points", lambda group: points)
     with pytest.raises(UsageError, match="does not implement tiers' interface"):
         load_platform("broken")
+
+
+def test_a_driver_takes_the_keys_tiers_checks_for_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = (
+        "from tiers.platforms.base import Platform\n\n"
+        "class OwnFly(Platform):\n"
+        '    name = "fly"\n'
+        "    options = None  # keys of its own, not those fly bindings are checked by\n"
+    )
+    install(tmp_path / "site", "own_fly", source, fly="OwnFly")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    with pytest.raises(UsageError) as caught:
+        load_platform("fly")
+    assert str(caught.value) == (
+        "platform 'fly' (own_fly:OwnFly) must declare options = tiers.platforms.options.Fly"
+    )

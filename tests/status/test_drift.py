@@ -413,9 +413,11 @@ def test_never_deployed_in_json(project: Path) -> None:
 def test_what_is_live_on_this_machine_is_shown(project: Path, store: StateStore) -> None:
     newest, _ = two_ahead(project, store)
     text = (project / "tiers.toml").read_text()  # staging's backend on this machine
-    binding = '[environments.staging.backend]\nplatform = "fly"'
-    assert binding in text
-    (project / "tiers.toml").write_text(text.replace(binding, binding.replace("fly", "local")))
+    fly = '[environments.staging.backend]\nplatform = "fly"\napp = "relay-api-staging"\n'
+    vm = 'vm = { size = "shared-cpu-1x", memory = "256mb" }\n'  # fly's keys, not the local one's
+    assert fly in text and vm in text
+    local = '[environments.staging.backend]\nplatform = "local"\n'
+    (project / "tiers.toml").write_text(text.replace(fly, local).replace(vm, "", 1))
     live = project / ".tiers" / "local" / "environments" / "staging" / "live.json"
     live.parent.mkdir(parents=True)
     instance = {"environment": "staging", "service": "backend", "tag": "2"}

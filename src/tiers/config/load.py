@@ -11,10 +11,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tiers.config.model import Config, Environment
+from tiers.config.model import COMMON_KEYS, Config, Environment
 from tiers.config.refs import resolve
 from tiers.config.source import Key, Source, parse, read
 from tiers.errors import ConfigError, Problem
+from tiers.platforms.options import SCHEMAS, known, schema
 
 DEFAULT_FILE = "tiers.toml"
 
@@ -105,7 +106,7 @@ def _explain_all(errors: list[Any], data: Any, source: Source, services: set[str
     found: dict[Key, Problem] = {}
     for key, error in keyed:
         if error["type"] not in _EXPECTED:
-            found.setdefault(key, _explain(error, key, source, services))
+            found.setdefault(key, _explain(error, key, source, services, data))
     wanted: dict[Key, dict[str, Any]] = {}
     for key, error in keyed:
         inner = any(k[: len(key)] == key and k != key for k in keys)
@@ -140,11 +141,13 @@ def _source_key(loc: tuple[int | str, ...], data: Any, kind: str) -> Key:
     return tuple(key)
 
 
-def _explain(error: Any, key: Key, source: Source, services: set[str]) -> Problem:
+def _explain(error: Any, key: Key, source: Source, services: set[str], data: Any) -> Problem:
     kind = error["type"]
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(error["loc"][:-1], services)
-        message = _unknown(str(key[-1]), allowed)
+        allowed = _allowed_keys(error["loc"][:-1], services, data)
+        platform = _platform_at(error["loc"][:-1], data)
+        where = f" for platform {platform}" if platform else ""
+        message = _unknown(str(key[-1]), allowed, where)
         if len(key) == 3 and key[0] == "environments" and isinstance(error["input"], dict):
             message += f"; to bind a service here, declare it first as [services.{key[-1]}]"
         return source.problem(key, message)
@@ -163,8 +166,8 @@ def _explain(error: Any, key: Key, source: Source, services: set[str]) -> Proble
     return source.problem(key, message)
 
 
-def _unknown(name: str, allowed: list[str]) -> str:
-    message = f"unknown key {name!r}"
+def _unknown(name: str, allowed: list[str], where: str = "") -> str:
+    message = f"unknown key {name!r}{where}"
     close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
     if close:
         return f"{message}; did you mean {close[0]!r}?"
@@ -173,10 +176,16 @@ def _unknown(name: str, allowed: list[str]) -> str:
     return message
 
 
-def _allowed_keys(loc: tuple[int | str, ...], services: set[str]) -> list[str]:
+def _allowed_keys(loc: tuple[int | str, ...], services: set[str], data: Any) -> list[str]:
     """The keys the model accepts at ``loc`` (to suggest the one that was meant)."""
     annotation: Any = Config
-    for part in loc:
+    for index, part in enumerate(loc):
+        platform = _platform_at(loc[: index + 1], data)
+        if platform is not None:  # a binding's own keys: its platform's options model
+            annotation = schema(platform) if platform else None
+            if index == len(loc) - 1:
+                return [*COMMON_KEYS, *_options_keys(platform)]
+            continue
         annotation = _step(annotation, part)
         if annotation is None:
             return []
@@ -186,6 +195,24 @@ def _allowed_keys(loc: tuple[int | str, ...], services: set[str]) -> list[str]:
     if model is Environment:
         return [n for n in model.model_fields if n not in _RESERVED] + sorted(services)
     return list(model.model_fields)
+
+
+def _platform_at(loc: tuple[int | str, ...], data: Any) -> str | None:
+    """Where a binding's own keys are validated (``environments.E.services.S.options``):
+    its platform as written, or "" when it names none that is known; None elsewhere."""
+    if len(loc) != 5 or loc[0] != "environments" or loc[2] != "services" or loc[4] != "options":
+        return None
+    node = data
+    for part in loc[:4]:
+        node = node.get(part) if isinstance(node, dict) else None
+    platform = node.get("platform") if isinstance(node, dict) else None
+    return platform if isinstance(platform, str) and platform in known() else ""
+
+
+def _options_keys(platform: str) -> list[str]:
+    """The keys ``platform`` takes of its own; with none known, those any platform takes."""
+    models = [schema(platform)] if platform else list(SCHEMAS.values())
+    return list(dict.fromkeys(key for model in models if model for key in model.model_fields))
 
 
 def _toml_type(value: Any) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, overload
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from pydantic import (
@@ -22,16 +22,18 @@ from pydantic import (
     ConfigDict,
     Field,
     PositiveFloat,
+    SerializeAsAny,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from tiers.config.providers import provider
-
-PLATFORMS = ("local", "fly", "cloudflare-pages", "kubernetes", "render", "railway", "heroku")
-"""Platform names a binding may use; the local platform runs everything on one machine."""
+from tiers.platforms.options import SCHEMAS, Vm, known, schema
 
 LOGIN_METHODS = ("github", "otp", "google", "oidc")
 SELECTOR_KINDS = ("everyone", "email", "email-domain", "github-org", "github-user", "login")
@@ -115,10 +117,13 @@ def _path(value: str) -> str:
 
 
 def _platform(value: str) -> str:
-    if value not in PLATFORMS:
-        close = difflib.get_close_matches(value, PLATFORMS, n=1)
+    if value in SCHEMAS:  # known without looking for installed packages: the common case
+        return value
+    names = known()
+    if value not in names:
+        close = difflib.get_close_matches(value, names, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"unknown platform {value!r}; {hint}known: {', '.join(PLATFORMS)}")
+        raise ValueError(f"unknown platform {value!r}; {hint}known: {', '.join(names)}")
     return value
 
 
@@ -140,6 +145,9 @@ DatabaseProvider = Annotated[str, AfterValidator(provider("database"))]
 RedisProvider = Annotated[str, AfterValidator(provider("redis"))]
 StorageProvider = Annotated[str, AfterValidator(provider("storage"))]
 ObservabilityProvider = Annotated[str, AfterValidator(provider("observability"))]
+
+
+T = TypeVar("T")
 
 
 def host_of(url: str) -> str:
@@ -326,59 +334,6 @@ class Trigger(Model):
         return self.kind
 
 
-def _memory(value: str) -> str:
-    if not re.fullmatch(r"[1-9][0-9]*(mb|gb)", value.lower()):
-        raise ValueError(f"{value!r} is not a memory size; write it like 256mb or 1gb")
-    return value.lower()
-
-
-def _count(value: int) -> int:
-    if value < 1:
-        raise ValueError(f"{value} VMs cannot run a process group; give 1 or more")
-    return value
-
-
-Memory = Annotated[str, AfterValidator(_memory)]
-Count = Annotated[int, AfterValidator(_count)]
-
-
-class Machine(Model):
-    """The VM a process group runs on."""
-
-    size: str | None = None
-    """The platform's name for it (fly.io: ``shared-cpu-1x``, ``performance-2x``)."""
-    memory: Memory | None = None
-    """Megabytes or gigabytes: ``256mb``, ``1gb``."""
-    count: Count | None = None
-    """How many of them run."""
-
-
-class Vm(Machine):
-    """The VM of every process group of a service, and of some groups their own.
-
-    ``vm = { size = "shared-cpu-1x", memory = "256mb" }`` sizes every process group.
-    ``processes`` gives a group its own VM; the keys it leaves out are the ones above::
-
-        [environments.production.backend.vm]
-        size = "shared-cpu-1x"
-        memory = "256mb"
-        processes = { worker = { size = "shared-cpu-2x", memory = "1gb" } }
-
-    >>> vm = Vm(size="shared-cpu-1x", memory="256mb", processes={"worker": Machine(memory="1gb")})
-    >>> vm.of("worker")
-    Machine(size='shared-cpu-1x', memory='1gb', count=None)
-    """
-
-    processes: dict[Slug, Machine] = {}
-    """By process group (a key of the service's ``processes``): its own VM."""
-
-    def of(self, process: str) -> Machine:
-        """The VM ``process`` runs on: its own keys, else those for every group."""
-        every = self.model_dump(exclude={"processes"}, exclude_none=True)
-        own = self.processes.get(process)
-        return Machine(**(every | (own.model_dump(exclude_none=True) if own else {})))
-
-
 def _vm_processes(config: Config) -> None:
     """A binding's ``vm.processes`` names process groups its service declares."""
     errors: list[InitErrorDetails] = []
@@ -387,7 +342,8 @@ def _vm_processes(config: Config) -> None:
             declared = list(
                 config.services[service].processes if service in config.services else []
             )
-            for name in binding.vm.processes if binding.vm else {}:
+            vm = binding.option("vm", Vm)
+            for name in vm.processes if vm else {}:
                 if name in declared:
                     continue
                 close = difflib.get_close_matches(name, declared, n=1)
@@ -405,22 +361,22 @@ def _vm_processes(config: Config) -> None:
 
 
 class Binding(Model):
-    """How one service runs in one environment."""
+    """How one service runs in one environment: the keys every platform understands, and
+    the platform's own (``app``, ``project``, ``vm``, ...), validated by its options model
+    (``tiers.platforms.options``) and read with :meth:`option`.
+
+    >>> Binding(platform="fly", app="relay-api").option("app")
+    'relay-api'
+    """
 
     platform: Platform
-    app: str | None = None
-    """The platform's name for it (a fly.io app, a Kubernetes deployment)."""
-    project: str | None = None
-    """A static-hosting project (a Cloudflare Pages project)."""
     branch: str | None = None
-    """The git branch the platform builds this service from."""
+    """The git branch that follows what this tier runs: ``tiers release`` moves it to each
+    release, and a git-connected platform (a Cloudflare Pages project) builds from it."""
     url: Url | None = None
     """Where users reach it: the custom domain."""
     platform_url: Url | None = None
     """The platform's own address (``*.fly.dev``, ``*.pages.dev``)."""
-    region: str | None = None
-    vm: Vm | None = None
-    """The VM of each process group (``vm.of("worker")``), where the platform sizes them."""
     api_url: Url | None = None
     """For a frontend: the backend it calls (PUBLIC_API_URL)."""
     frontend_url: Url | None = None
@@ -431,6 +387,56 @@ class Binding(Model):
     """Names of the secrets this service needs here (values live in the secrets store);
     ``[]`` says it needs none."""
     cost: CostField = None
+    options: SerializeAsAny[BaseModel] | None = None
+    """The platform's own keys; in the file they sit beside the common ones."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gather(cls, value: Any) -> Any:
+        """Gather the keys that are not common ones for the platform's options model."""
+        if not isinstance(value, dict):
+            return value
+        common = {k: v for k, v in value.items() if k in COMMON_KEYS}
+        return {**common, "options": {k: v for k, v in value.items() if k not in common}}
+
+    @field_validator("options", mode="plain")
+    @classmethod
+    def _platform_keys(cls, value: Any, info: ValidationInfo) -> BaseModel | None:
+        if "platform" not in info.data:  # missing or unknown: reported on its own
+            _no_platform(value)
+            return None
+        options = schema(info.data["platform"])
+        if options is not None:
+            # its errors are located under the binding, like those of the common keys
+            return options.model_validate(value)
+        _refuse(value)
+        return None
+
+    @model_serializer(mode="wrap")
+    def _flat(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """As written in the file: the platform's keys beside the common ones."""
+        data: dict[str, Any] = handler(self)
+        options = data.pop("options", None) or {}
+        return {**data, **options}
+
+    @overload
+    def option(self, key: str) -> Any: ...
+    @overload
+    def option(self, key: str, kind: type[T]) -> T | None: ...
+    def option(self, key: str, kind: type[Any] = object) -> Any:
+        """The platform's own ``key`` (``app``, ``region``, ``vm``), or None when the
+        binding does not set it, its platform takes no such key or it is not a ``kind``."""
+        if self.options is None or key not in type(self.options).model_fields:
+            return None
+        value = getattr(self.options, key)
+        return value if isinstance(value, kind) else None
+
+    @property
+    def resource(self) -> str | None:
+        """The platform's name for what runs the service: a Pages project, a fly.io app,
+        a Kubernetes Deployment."""
+        found = (self.option(key, str) for key in ("project", "app", "deployment"))
+        return next((name for name in found if name), None)
 
     @property
     def host(self) -> str | None:
@@ -441,6 +447,25 @@ class Binding(Model):
     def address(self) -> str | None:
         """Where users reach it: the custom domain, else the platform's own address."""
         return self.url or self.platform_url
+
+
+COMMON_KEYS = tuple(name for name in Binding.model_fields if name != "options")
+"""The keys of a binding every platform understands."""
+
+
+def _no_platform(value: dict[str, Any]) -> None:
+    """Without a platform to validate them, the keys no platform takes are still refused."""
+    somewhere = {key for options in SCHEMAS.values() if options for key in options.model_fields}
+    _refuse({k: v for k, v in value.items() if k not in somewhere})
+
+
+def _refuse(keys: dict[str, Any]) -> None:
+    if keys:
+        errors = [
+            InitErrorDetails(type="extra_forbidden", loc=(key,), input=given)
+            for key, given in keys.items()
+        ]
+        raise ValidationError.from_exception_data("Binding", errors)
 
 
 class Database(Model):

@@ -101,7 +101,7 @@ def _note(config: Config, env: Environment, pattern: str) -> str | None:
 
 def _certificates(env: Environment) -> list[str]:
     return [
-        _CERTIFICATES[b.platform].format(app=b.app)
+        _CERTIFICATES[b.platform].format(app=b.option("app"))
         for b in env.services.values()
-        if b.platform in _CERTIFICATES and b.app and b.url
+        if b.platform in _CERTIFICATES and b.option("app") and b.url
     ]

@@ -41,7 +41,7 @@ def hosts(config: Config, env: Environment) -> list[Host]:
     for name in [*config.services, *(n for n in env.services if n not in config.services)]:
         binding = env.services.get(name)
         if binding and binding.host:
-            name_there = binding.project or binding.app
+            name_there = binding.resource
             label = provider(binding.platform)
             found.append(Host(name, binding.host, label, noun(binding), name_there))
     return found

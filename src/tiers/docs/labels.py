@@ -5,11 +5,17 @@ from __future__ import annotations
 from tiers.config import Binding
 
 _PROVIDERS = {"fly": "fly.io", "cloudflare-pages": "cloudflare pages"}
-_NOUNS = {"fly": "app", "heroku": "app", "render": "service", "railway": "service"}
+_NOUNS = {
+    "fly": "app",
+    "kubernetes": "deployment",
+    "heroku": "app",
+    "render": "service",
+    "railway": "service",
+}
 _LOGS = {
-    "fly": "flyctl logs -a {app}",
-    "heroku": "heroku logs --tail -a {app}",
-    "kubernetes": "kubectl logs deployment/{app}",
+    "fly": "flyctl logs -a {name}",
+    "heroku": "heroku logs --tail -a {name}",
+    "kubernetes": "kubectl logs deployment/{name}",
 }
 _SECRETS = {
     "fly": "flyctl secrets set",
@@ -35,10 +41,8 @@ def noun(binding: Binding) -> str:
     >>> noun(Binding(platform="cloudflare-pages", project="plyr-fm"))
     'project'
     """
-    if binding.project:
+    if binding.option("project"):
         return "project"
-    if binding.platform == "kubernetes":
-        return "deployment"
     return _NOUNS.get(binding.platform, "app")
 
 
@@ -49,7 +53,7 @@ def logs_command(binding: Binding) -> str | None:
     'flyctl logs -a relay-api'
     """
     pattern = _LOGS.get(binding.platform)
-    return pattern.format(app=binding.app) if pattern and binding.app else None
+    return pattern.format(name=binding.resource) if pattern and binding.resource else None
 
 
 def secrets_command(platform: str) -> str | None:

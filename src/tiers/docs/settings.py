@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from tiers.config import Binding, Config, Environment, Service
 from tiers.config.model import redact
 from tiers.docs.labels import noun, provider, secrets_command
+from tiers.platforms.options import Vm
 from tiers.platforms.runtime import facts
 
 
@@ -97,8 +98,7 @@ def _platform(
     service: Service, name: str, platform: str, pairs: list[tuple[Environment, Binding]]
 ) -> Platform:
     sites = [
-        Site(e.name, b.project or b.app, b.branch, b.host, b.api_url, _vm(service, b))
-        for e, b in pairs
+        Site(e.name, b.resource, b.branch, b.host, b.api_url, _vm(service, b)) for e, b in pairs
     ]
     return Platform(
         service=service,
@@ -113,11 +113,12 @@ def _platform(
 
 def _vm(service: Service, binding: Binding) -> str | None:
     """``shared-cpu-1x, 256mb`` for every group alike, else group by group."""
-    if binding.vm is None:
+    every = binding.option("vm", Vm)
+    if every is None:
         return None
     shown: dict[str, str] = {}
     for group in list(service.processes) or [""]:
-        vm = binding.vm.of(group)
+        vm = every.of(group)
         count = f"{vm.count} VMs" if vm.count else None
         shown[group] = ", ".join(filter(None, (vm.size, vm.memory, count))) or "the default"
     if len(set(shown.values())) == 1:

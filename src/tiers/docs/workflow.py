@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 from tiers.config import Binding, Config, Environment, Service
 from tiers.docs import table
 from tiers.docs.labels import noun, provider
+from tiers.platforms.options import installed
 
 # A fixed moment, so the example version in the document never changes between runs.
 _EXAMPLE_TIME = datetime(2026, 11, 25, 14, 30, 15, tzinfo=UTC)
@@ -52,6 +54,8 @@ class Deploy:
     api_var: str | None
     api_url: str | None
     docs_url: str | None
+    missing: str | None = None
+    """The platform, when no driver for it is installed here: tiers cannot deploy it."""
 
 
 @dataclass(frozen=True)
@@ -86,10 +90,11 @@ def tiers(config: Config) -> list[Tier]:
     >>> [t.trigger for t in tiers(plyr)]                         # doctest: +SKIP
     ['local', 'push to main', 'github release']
     """
-    return [_tier(config, env) for env in config.environments.values()]
+    drivers = installed()
+    return [_tier(config, env, drivers) for env in config.environments.values()]
 
 
-def _tier(config: Config, env: Environment) -> Tier:
+def _tier(config: Config, env: Environment, drivers: Container[str]) -> Tier:
     bound = [(n, config.services[n], b) for n, b in env.services.items() if n in config.services]
     local = env.trigger.kind == "local"
     return Tier(
@@ -98,7 +103,7 @@ def _tier(config: Config, env: Environment) -> Tier:
         trigger=env.trigger.describe(),
         branch=env.trigger.branch,
         processes=_processes(bound) if local else [],
-        deploys=[] if local else [_deploy(n, s, b) for n, s, b in bound],
+        deploys=[] if local else [_deploy(n, s, b, drivers) for n, s, b in bound],
         resources=resources(env),
         urls={n: b.url for n, _, b in bound if b.url},
     )
@@ -122,13 +127,13 @@ def _with_port(command: str, binding: Binding) -> str:
     return command.replace("$PORT", str(port)) if port else command
 
 
-def _deploy(name: str, service: Service, binding: Binding) -> Deploy:
+def _deploy(name: str, service: Service, binding: Binding, drivers: Container[str]) -> Deploy:
     return Deploy(
         service=name,
         kind=service.kind,
         platform=provider(binding.platform),
         noun=noun(binding),
-        name=binding.project or binding.app,
+        name=binding.resource,
         branch=binding.branch,
         build=service.build,
         release_command=service.release_command,
@@ -137,6 +142,7 @@ def _deploy(name: str, service: Service, binding: Binding) -> Deploy:
         api_var=service.vars.get("api_url"),
         api_url=binding.api_url,
         docs_url=f"{binding.url}{service.docs}" if binding.url and service.docs else None,
+        missing=None if binding.platform in drivers else binding.platform,
     )
 
 

@@ -194,7 +194,8 @@ def _problem(kind: str, value: Any) -> str | None:
     """Why ``value`` is not a valid ``kind`` of tiers.toml value (slug, env, url, path)."""
     from pydantic import TypeAdapter, ValidationError
 
-    from tiers.config.model import EnvName, Memory, Slug, Url, UrlPath
+    from tiers.config.model import EnvName, Slug, Url, UrlPath
+    from tiers.platforms.options import Memory
 
     types: dict[str, Any] = {
         "slug": Slug,

@@ -77,8 +77,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from pydantic import BaseModel
+
 from tiers.config import Config, Environment
 from tiers.errors import UsageError
+from tiers.platforms.options import SCHEMAS
 from tiers.platforms.runtime import Release
 
 __all__ = [
@@ -145,6 +148,26 @@ class Platform(Protocol):
 
     name: ClassVar[str]
     """The name tiers.toml uses in ``platform = "..."``."""
+
+    options: ClassVar[type[BaseModel] | None]
+    """The keys this platform takes in a binding beside the common ones (``url``, ``env``,
+    ``secrets``, ...), or None for none: a pydantic model, strict and with
+    ``extra="forbid"``, that tiers.toml is validated with, so a mistake is an error naming
+    its file:line:column and key path. The platform reads them back with
+    ``binding.option("job", str)``::
+
+        class NomadOptions(BaseModel):
+            model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+            job: str                               # [environments.staging.backend]
+            datacenter: str = "dc1"                # platform = "nomad", job = "api-stg"
+
+        class NomadPlatform:
+            name = "nomad"
+            options = NomadOptions
+
+    A platform named fly, cloudflare-pages or kubernetes declares the schema tiers ships
+    for it (``tiers.platforms.options.Fly``, ...), which checks tiers.toml before any
+    driver is installed."""
 
     def __init__(self, config: Config, project_dir: Path) -> None:
         """``project_dir`` holds tiers.toml; a platform keeps its state under ``.tiers/``."""
@@ -294,6 +317,11 @@ def load_platform(name: str) -> type[Platform]:
         raise UsageError(
             f"platform {name!r} ({point.value}) does not implement tiers' interface{lacks}"
         )
+    declared = getattr(cls, "options", None)
+    if name in SCHEMAS and declared is not SCHEMAS[name]:  # tiers.toml was validated with it
+        shipped = SCHEMAS[name]
+        wanted = f"tiers.platforms.options.{shipped.__name__}" if shipped else "None"
+        raise UsageError(f"platform {name!r} ({point.value}) must declare options = {wanted}")
     return cls
 
 

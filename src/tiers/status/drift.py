@@ -60,7 +60,8 @@ SHOWN_COMMITS = 20  # subjects listed per direction in the text rendering
 _RESOURCES = ("database", "redis", "storage")
 # Binding keys each tier sets for itself: they differ, or exist on one side only, by design.
 _DESIGNED = frozenset(
-    {"app", "project", "branch", "url", "platform_url", "api_url", "frontend_url"}
+    {"app", "project", "context", "namespace", "deployment", "branch"}
+    | {"url", "platform_url", "api_url", "frontend_url"}
 )
 
 Section = Literal["binding", "resource"]

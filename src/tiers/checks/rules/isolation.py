@@ -144,11 +144,20 @@ def shared_namespace(ctx: Context) -> Iterator[Finding]:
 )
 def shared_app(ctx: Context) -> Iterator[Finding]:
     def claims(env: Environment) -> list[Claim]:
-        return [
-            (f"{b.platform}:{b.app}", f"{b.app} ({b.platform})", _env(env, service, "app"))
-            for service, b in env.services.items()
-            if b.app
-        ]
+        out: list[Claim] = []
+        for service, b in env.services.items():
+            if app := b.option("app", str):
+                out.append(
+                    (f"{b.platform}:{app}", f"{app} ({b.platform})", _env(env, service, "app"))
+                )
+            if deployment := b.option("deployment", str):  # a Kubernetes Deployment
+                where = f"{b.option('namespace', str) or 'default'}/{deployment}"
+                cluster = b.option("context", str) or "the current context"
+                label = f"{where} ({b.platform}, {cluster})"
+                out.append(
+                    (f"{b.platform}:{cluster}:{where}", label, _env(env, service, "deployment"))
+                )
+        return out
 
     return _shared(ctx, "the app", claims)
 
@@ -162,13 +171,9 @@ def shared_app(ctx: Context) -> Iterator[Finding]:
 def shared_project(ctx: Context) -> Iterator[Finding]:
     def claims(env: Environment) -> list[Claim]:
         return [
-            (
-                f"{b.platform}:{b.project}",
-                f"{b.project} ({b.platform})",
-                _env(env, service, "project"),
-            )
+            (f"{b.platform}:{project}", f"{project} ({b.platform})", _env(env, service, "project"))
             for service, b in env.services.items()
-            if b.project
+            if (project := b.option("project", str))
         ]
 
     return _shared(ctx, "the project", claims)

@@ -50,6 +50,7 @@ class LocalPlatform:
     """Every environment of a project on this machine (see ``tiers.platforms.base``)."""
 
     name = "local"
+    options = None  # the local platform takes no keys of its own
 
     def __init__(self, config: Config, project_dir: Path) -> None:
         self.config = config
