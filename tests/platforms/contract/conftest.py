@@ -45,12 +45,12 @@ namespace = "shop.stg"
 database = { provider = "local", engine = "sqlite", name = "shop-stg", url = "sqlite:///shop.db" }
 
 [environments.staging.backend]
-platform = "render"
+platform = "memory"
 url = "https://api-stg.shop.example"
 secrets = []
 
 [environments.staging.frontend]
-platform = "railway"
+platform = "memory-cdn"
 url = "https://stg.shop.example"
 api_url = "${environments.staging.backend.url}"
 secrets = []
@@ -129,7 +129,7 @@ def commit(project: Path, message: str, files: dict[str, str]) -> str:
 
 @pytest.fixture(scope="package", autouse=True)
 def memory_platforms() -> Iterator[None]:
-    """The ``render`` and ``railway`` test platforms, installed for this folder's tests."""
+    """The ``memory`` and ``memory-cdn`` test platforms, installed for this folder's tests."""
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(PLUGIN))
         found = os.environ.get("PYTHONPATH")
@@ -139,8 +139,8 @@ def memory_platforms() -> Iterator[None]:
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A git repository whose staging runs its backend on ``render`` and its frontend on
-    ``railway``, with one migration committed on main; the current directory."""
+    """A git repository whose staging runs its backend on ``memory`` and its frontend on
+    ``memory-cdn``, with one migration committed on main; the current directory."""
     path = tmp_path / "shop"
     path.mkdir()
     git(path, "init", "--quiet", "--initial-branch", "main")

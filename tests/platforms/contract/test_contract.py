@@ -42,7 +42,7 @@ def journal(project: Path) -> list[str]:
 def serving(project: Path) -> dict[str, str]:
     """Service → the version its platform has switched to in staging."""
     found = {}
-    for name in ("render", "railway"):
+    for name in ("memory", "memory-cdn"):
         path = project / ".tiers" / name / "staging" / "live.json"
         if path.exists():
             found |= {s: i["version"] for s, i in json.loads(path.read_text()).items()}
@@ -57,7 +57,7 @@ def started(project: Path) -> list[str]:
 
 def database(project: Path) -> tuple[set[str], str | None]:
     """Staging's SQLite database: its tables and its alembic head."""
-    path = project / ".tiers" / "render" / "staging" / "shop.db"
+    path = project / ".tiers" / "memory" / "staging" / "shop.db"
     with closing(sqlite3.connect(path)) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         head = db.execute("SELECT version_num FROM alembic_version").fetchone()
@@ -91,10 +91,10 @@ def ship(pipeline: Pipeline) -> Deployment:
 def test_both_names_are_registered_through_the_entry_points(project: Path) -> None:
     assert available() == {
         "local": "tiers.platforms.local.platform:LocalPlatform",
-        "render": "tiers_memory:MemoryPlatform",
-        "railway": "tiers_memory:OtherMemoryPlatform",
+        "memory": "tiers_memory:MemoryPlatform",
+        "memory-cdn": "tiers_memory:OtherMemoryPlatform",
     }
-    for name in ("render", "railway"):
+    for name in ("memory", "memory-cdn"):
         cls = load_platform(name)
         assert cls.name == name
         assert isinstance(cls(load(project / "tiers.toml").config, project), Platform)
@@ -104,13 +104,13 @@ def test_a_dry_run_plans_the_steps_on_both_platforms_and_changes_nothing(project
     done = tiers("deploy", "staging", "--dry-run")
     assert done.returncode == 0, done.stderr
     head = git(project, "rev-parse", "HEAD")
-    db = project / ".tiers" / "render" / "staging" / "shop.db"
+    db = project / ".tiers" / "memory" / "staging" / "shop.db"
     assert done.stdout.splitlines() == [
         f"deploy staging: main → {head[:12]} as version {head[:7]}",
         f"  build     export {head[:12]} to .tiers/releases/; nothing to build",
         f"  snapshot  sqlite:///{db}",
         "  release   backend: python -m alembic upgrade head",
-        "  start     backend: an instance on render; frontend: an instance on railway, "
+        "  start     backend: an instance on memory; frontend: an instance on memory-cdn, "
         "beside the live version",
         "  health    backend: /health answered from the release's files",
         "  switch    https://api-stg.shop.example → new backend; "
@@ -133,7 +133,7 @@ def test_a_deploy_runs_every_step_on_each_platform_and_records_them(project: Pat
     assert history[0].endswith(": succeeded; migrations - → 0001")
     steps = [line.split() for line in history[1:]]
     assert [(s[0], s[1]) for s in steps] == [(name, "ok") for name in STEPS]
-    assert history[1].endswith("backend built on render; frontend built on railway")
+    assert history[1].endswith("backend built on memory; frontend built on memory-cdn")
     assert history[3].endswith("migration head 0001")
 
     assert serving(project) == {"backend": v1, "frontend": v1}
@@ -147,15 +147,15 @@ def test_the_backend_is_healthy_before_the_frontend_switches(
     v1 = ship(deploy[0]).version
     calls = [line for line in journal(project) if line.split()[1] != "prepare"]
     assert [" ".join(line.split()[:5]) for line in calls] == [
-        "render build backend " + git(project, "rev-parse", "HEAD"),
-        "railway build frontend " + git(project, "rev-parse", "HEAD"),
-        f"render run staging backend {v1}",
-        "render start staging backend 1",
-        "railway start staging frontend 1",
-        "render healthy staging backend 1",
-        "railway healthy staging frontend 1",
-        "render switch staging backend 1",
-        "railway switch staging frontend 1",
+        "memory build backend " + git(project, "rev-parse", "HEAD"),
+        "memory-cdn build frontend " + git(project, "rev-parse", "HEAD"),
+        f"memory run staging backend {v1}",
+        "memory start staging backend 1",
+        "memory-cdn start staging frontend 1",
+        "memory healthy staging backend 1",
+        "memory-cdn healthy staging frontend 1",
+        "memory switch staging backend 1",
+        "memory-cdn switch staging frontend 1",
     ]
 
 
@@ -177,7 +177,7 @@ def test_a_failing_release_command_keeps_the_old_version_and_restores_the_databa
         f"(backend {v1}, frontend {v1} still serving) and the database was restored from "
         "its snapshot."
     )
-    assert rest[0] == ("render: backend's 'python -m alembic upgrade head' in staging exited 1:")
+    assert rest[0] == ("memory: backend's 'python -m alembic upgrade head' in staging exited 1:")
     assert rest[-1] == "RuntimeError: the migration broke half way"
 
     recorded = pipeline.store.history("staging", 1)[0]
@@ -213,7 +213,7 @@ def test_an_unhealthy_version_is_stopped_and_the_old_one_keeps_serving(
         "staging: deployment 2 failed: the new version did not become healthy; nothing was "
         f"switched (backend {v1}, frontend {v1} still serving) and the database was "
         "restored from its snapshot.",
-        f"render: backend {v2} in staging is not healthy: /health answers "
+        f"memory: backend {v2} in staging is not healthy: /health answers "
         "'failing: no plays table'",
     ]
     recorded = pipeline.store.history("staging", 1)[0]
@@ -222,8 +222,8 @@ def test_an_unhealthy_version_is_stopped_and_the_old_one_keeps_serving(
         ("health", "failed"),
         ("restore", "ok"),
     ]
-    assert "render stop staging backend 2 at once" in journal(project)
-    assert "railway stop staging frontend 2 at once" in journal(project)
+    assert "memory stop staging backend 2 at once" in journal(project)
+    assert "memory-cdn stop staging frontend 2 at once" in journal(project)
     assert serving(project) == {"backend": v1, "frontend": v1}
     assert started(project) == ["backend@1", "frontend@1"]
     assert database(project) == ({"alembic_version", "tracks"}, "0001")
@@ -247,7 +247,7 @@ def test_a_rollback_serves_the_release_before_and_downgrades_after(
     assert started(project) == ["backend@3", "frontend@3"]
     assert database(project) == ({"alembic_version", "tracks"}, "0001")
     downgraded = (
-        f"render run staging backend {v2} python -m alembic downgrade $TIERS_MIGRATION_TARGET"
+        f"memory run staging backend {v2} python -m alembic downgrade $TIERS_MIGRATION_TARGET"
     )
     assert journal(project)[-1] == downgraded  # after the switch, with the undone release
 
@@ -266,15 +266,15 @@ def test_a_service_on_a_platform_not_installed_is_refused_by_name(
     project: Path, dry_run: bool
 ) -> None:
     toml = (project / "tiers.toml").read_text()
-    moved = toml.replace('platform = "railway"', 'platform = "heroku"')
-    commit(project, "the frontend moves to heroku", {"tiers.toml": moved})
+    moved = toml.replace('platform = "memory-cdn"', 'platform = "fly"')
+    commit(project, "the frontend moves to fly", {"tiers.toml": moved})
 
     done = tiers("deploy", "staging", *(["--dry-run"] if dry_run else []))
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr == (
-        "error: staging: cannot deploy frontend: no platform 'heroku' is installed "
-        "(known: local, railway, render); install the package that provides it\n"
+        "error: staging: cannot deploy frontend: no platform 'fly' is installed "
+        "(known: local, memory, memory-cdn); install the package that provides it\n"
     )
     assert recorded(project) == []
     assert not [line for line in journal(project) if "prepare" not in line]
@@ -285,7 +285,7 @@ def test_up_restarts_the_live_release_of_a_stopped_environment(
 ) -> None:
     pipeline, _ = deploy
     v1 = ship(pipeline).version
-    platforms = [load_platform(n)(pipeline.config, project) for n in ("render", "railway")]
+    platforms = [load_platform(n)(pipeline.config, project) for n in ("memory", "memory-cdn")]
     for platform in platforms:
         platform.stop_environment("staging")
     assert started(project) == []
@@ -348,7 +348,7 @@ def test_a_failing_build_changes_nothing(project: Path, deploy: tuple[Pipeline, 
 
     with pytest.raises(PlatformError) as failed:
         ship(pipeline)
-    assert str(failed.value) == "render: backend's build exited 1:\nno compiler here"
+    assert str(failed.value) == "memory: backend's build exited 1:\nno compiler here"
     deployment = recorded(project)[0]
     assert (deployment.id, deployment.state, deployment.error) == (2, "failed", str(failed.value))
     assert [(s.name, s.outcome) for s in deployment.steps] == [("build", "failed")]

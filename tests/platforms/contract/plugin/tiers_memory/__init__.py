@@ -9,7 +9,7 @@ version. The state lives under the project's ``.tiers/<name>/ENVIRONMENT/`` so t
 command line sees what the one before did, and every call is appended to
 ``.tiers/journal.log`` (shared by both names) in the order it came.
 
-It is registered twice, as ``render`` and ``railway``, by the ``tiers_memory`` dist-info
+It is registered twice, as ``memory`` and ``memory-cdn``, by the ``tiers_memory`` dist-info
 beside this package: tiers.toml accepts only the platform names that ``config.model``
 lists, so it borrows two that nothing else installs.
 """
@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import BaseModel
+
 from tiers.config import Config
 from tiers.config.model import Service
 from tiers.errors import PlatformError
@@ -39,7 +41,8 @@ TAIL_LINES = 5
 
 
 class MemoryPlatform:
-    name: ClassVar[str] = "render"
+    name: ClassVar[str] = "memory"
+    options: ClassVar[type[BaseModel] | None] = None  # no keys of its own in a binding
 
     def __init__(self, config: Config, project_dir: Path) -> None:
         self.config = config
@@ -343,7 +346,7 @@ class MemoryPlatform:
 class OtherMemoryPlatform(MemoryPlatform):
     """The same platform under a second name, for an environment that binds two."""
 
-    name: ClassVar[str] = "railway"
+    name: ClassVar[str] = "memory-cdn"
 
 
 def _write_json(path: Path, data: Any) -> None:
