@@ -270,7 +270,7 @@ def export(
         sys.stdout.write(text + "\n")
 
 
-@secrets_app.command(context_settings={"allow_interspersed_args": False})
+@secrets_app.command()
 def run(
     environment: Env,
     command: Annotated[
