@@ -493,3 +493,13 @@ def test_json_errors_are_json_too(project: Path) -> None:
     done = tiers("secrets", "ls", "staging", "--json")
     assert done.returncode == 2
     assert json.loads(done.stdout)["error"]["exit_code"] == 2
+
+
+def test_a_corrupted_tier_stops_writes_to_the_others(staging: Path, project: Path) -> None:
+    ok("secrets", "init", "production")
+    production = project / "secrets" / "production.yaml"
+    production.write_text("garbage: [\n")
+    assert _refused(staging, "secrets", "set", "staging", "A") == (
+        "error: secrets/production.yaml:2:1: not valid YAML; restore it from git "
+        "(git checkout -- secrets/production.yaml)\n"
+    )

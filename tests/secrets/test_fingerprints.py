@@ -77,3 +77,19 @@ def test_the_fingerprint_key_is_readable_by_every_recipient_of_every_tier(projec
     assert staging_ci in text and production_ci in text
     ok("secrets", "recipients", "rm", "production", production_ci)
     assert production_ci not in (project / "secrets" / "_fingerprint.yaml").read_text()
+
+
+def test_a_lost_fingerprint_key_is_not_silently_replaced(project: Path) -> None:
+    ok("secrets", "init", "staging")
+    ok("secrets", "set", "staging", "A", input="1")
+    key_file = project / "secrets" / "_fingerprint.yaml"
+    key_file.unlink()
+    before = (project / "secrets" / "staging.yaml").read_text()
+    done = tiers("secrets", "set", "staging", "B", input="2")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "error: secrets/_fingerprint.yaml is missing, yet the tiers hold fingerprints made with "
+        "its key; restore it from git (git checkout -- secrets/_fingerprint.yaml)\n",
+    )
+    assert (project / "secrets" / "staging.yaml").read_text() == before
+    assert not key_file.exists()

@@ -103,3 +103,28 @@ def test_values_moved_to_another_name_do_not_decrypt(project: Path) -> None:
 
 def _line(name: str, path: Path) -> str:
     return next(line for line in path.read_text().splitlines() if line.startswith(f"{name}:"))
+
+
+def test_a_file_whose_sops_rules_leave_values_in_plaintext_is_not_written(
+    project: Path, tmp_path: Path
+) -> None:
+    secret, public = new_key()
+    key_file = tmp_path / "k.txt"
+    key_file.write_text(secret + "\n")
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("DATA_KEY: hidden\nOTHER: shown\n")
+    encrypted = sops("-e", "--age", public, "--encrypted-regex", "^DATA", str(plain))
+    assert encrypted.returncode == 0, encrypted.stderr
+    path = project / "secrets" / "staging.yaml"
+    path.parent.mkdir()
+    path.write_text(encrypted.stdout)
+    assert "OTHER: shown" in encrypted.stdout
+    env = {"SOPS_AGE_KEY_FILE": str(key_file)}
+    assert ok("secrets", "get", "staging", "DATA_KEY", env=env) == "hidden\n"
+    done = tiers("secrets", "set", "staging", "DATA_NEW", input="x", env=env)
+    assert (done.returncode, done.stderr) == (
+        2,
+        "error: secrets/staging.yaml: its sops rules would leave OTHER unencrypted, and tiers "
+        "writes no secret in plaintext; make the file again with tiers\n",
+    )
+    assert path.read_text() == encrypted.stdout

@@ -6,11 +6,10 @@ so ``tiers secrets ls`` and ``diff`` (and ``tiers check``) compare tiers by it w
 tier's key. Equal values have equal fingerprints in every tier of a project, whatever
 their names.
 
-The fingerprint key is 32 random bytes made once per project by the first
-``tiers secrets init``. It sits in ``secrets/_fingerprint.yaml``, a SOPS file encrypted
-for every recipient of every tier (tiers re-wraps it whenever a tier's recipients change),
-so any team member or tier CI key can compute and compare fingerprints, and nobody else
-can:
+The fingerprint key is 32 random bytes made once per project, by the first write to any
+tier. It sits in ``secrets/_fingerprint.yaml``, a SOPS file encrypted for every recipient
+of every tier (tiers re-wraps it whenever a tier's recipients change), so any team member
+or tier CI key can compute and compare fingerprints, and nobody else can:
 
 - Without the key a fingerprint says nothing: it cannot be brute-forced (guessing the
   value means guessing the key as well), and the same value in another project has
@@ -18,6 +17,9 @@ can:
 - Holders of any tier's key can test a guess against another tier's fingerprint. That is
   the price of comparing tiers no one person can read; values made by
   ``tiers secrets generate`` are too long to guess.
+
+A value changed with plain ``sops`` keeps its old fingerprint until tiers next writes
+that tier (any ``tiers secrets`` write recomputes them all).
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ __all__ = [
     "as_text",
     "decrypt",
     "encode",
+    "encrypts",
     "parse",
 ]
 
@@ -125,7 +126,7 @@ def decrypt(file: SopsFile, key: bytes) -> Decrypted:
     out = Decrypted({})
     digest = _mac_start(file.meta)
     for name, value in file.tree.items():
-        encrypted = _encrypted(name, file.meta)
+        encrypted = encrypts(name, file.meta)
         plain = _decrypt_value(value, key, name, file.name) if encrypted else value
         if isinstance(value, str) and encrypted and plain is not None:
             out.stash[(name, as_text(plain))] = value
@@ -163,7 +164,7 @@ def encode(
     digest = _mac_start(meta)
     tree: dict[str, Any] = {}
     for name, value in values.items():
-        encrypted = _encrypted(name, meta)
+        encrypted = encrypts(name, meta)
         if value is not None and (encrypted or not meta.get("mac_only_encrypted")):
             digest.update(_bytes(value))
         if encrypted and value is not None:
@@ -233,7 +234,7 @@ def _check_meta(meta: dict[str, Any], name: str) -> None:
     _rfc3339(meta["lastmodified"], name)
 
 
-def _encrypted(name: str, meta: dict[str, Any]) -> bool:
+def encrypts(name: str, meta: dict[str, Any]) -> bool:
     """Whether sops encrypts the value at ``name`` (sops.go ``shouldBeEncrypted``)."""
     encrypted = True
     if meta.get("unencrypted_suffix") and name.endswith(meta["unencrypted_suffix"]):

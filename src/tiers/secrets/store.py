@@ -151,11 +151,10 @@ class Store:
             self.tier(environment)  # a broken file is reported, not papered over
             return own, made_key, False
         held = held or [own]
-        fp_key = self._fingerprint_key(held, create=True)
+        fp_key = self._fingerprint_key(held)
         data_key = os.urandom(32)
         opened = Opened({}, {}, data_key, [(own.public, keys.wrap(data_key, own.public))])
-        atomic_write(path, opened.encode())
-        self._sync_fingerprint_key(fp_key)
+        self._write(environment, opened, fp_key)
         return own, made_key, True
 
     def set(self, environment: str, values: dict[str, str]) -> dict[str, str]:
@@ -238,7 +237,7 @@ class Store:
         recipient = keys.check_recipient(recipient)
         opened, fp_key = self._open_for_writing(environment)
         if recipient in [r for r, _ in opened.stanzas]:
-            self._sync_fingerprint_key(fp_key)
+            self._sync_fingerprint_key(fp_key, self._readers(environment, opened))
             return False
         opened.stanzas = [*opened.stanzas, (recipient, keys.wrap(opened.data_key, recipient))]
         self._write(environment, opened, fp_key)
@@ -272,8 +271,10 @@ class Store:
     def _write(self, environment: str, opened: Opened, fp_key: bytes) -> None:
         for name, value in opened.values.items():
             opened.fingerprint(name, fingerprints.of(fp_key, value))
-        atomic_write(self.path(environment), opened.encode())
-        self._sync_fingerprint_key(fp_key)
+        text = opened.encode()
+        readers = self._readers(environment, opened)  # every tier file read before any write
+        atomic_write(self.path(environment), text)
+        self._sync_fingerprint_key(fp_key, readers)
 
     @staticmethod
     def _rekey(opened: Opened) -> None:
@@ -284,15 +285,17 @@ class Store:
     def _fingerprint_path(self) -> Path:
         return self.project_dir / DIRECTORY / FINGERPRINT_FILE
 
-    def _fingerprint_key(self, held: list[keys.Identity], *, create: bool = False) -> bytes:
+    def _fingerprint_key(self, held: list[keys.Identity]) -> bytes:
+        """The project's fingerprint key; a new one if it has none yet (files sops made)."""
         path = self._fingerprint_path()
         if not path.exists():
-            if create:
-                return fingerprints.new_key()
-            raise UsageError(
-                f"the project has no fingerprint key ({self._shown(path)} does not exist); "
-                "run `tiers secrets init ENV` to make it"
-            )
+            if any(e.fingerprint for tier in self._tiers() for e in tier.entries()):
+                shown = self._shown(path)
+                raise UsageError(
+                    f"{shown} is missing, yet the tiers hold fingerprints made with its key; "
+                    f"restore it from git (git checkout -- {shown})"
+                )
+            return fingerprints.new_key()
         tier = TierFile.read("fingerprint", path, self._shown(path))
         what = f"the project's fingerprint key ({tier.shown})"
         opened = tier.open(held, what)
@@ -304,21 +307,31 @@ class Store:
             )
         return key
 
-    def _sync_fingerprint_key(self, fp_key: bytes) -> None:
-        """Wrap the fingerprint key for exactly the recipients of every tier, if it is not."""
-        wanted: list[str] = []
-        for environment in self.environments or []:
-            if self.exists(environment):
-                for recipient in self.tier(environment).recipients:
-                    if recipient not in wanted:
-                        wanted.append(recipient)
+    def _readers(self, environment: str, opened: Opened) -> list[str]:
+        """The recipients of every tier's file, with ``opened``'s in place of its tier's."""
+        readers = [r for r, _ in opened.stanzas]
+        for tier in self._tiers():
+            if tier.environment != environment:
+                readers += [r for r in tier.recipients if r not in readers]
+        return readers
+
+    def _tiers(self) -> list[TierFile]:
+        """Every tier's file under secrets/, whether tiers.toml still declares it or not."""
+        return [
+            TierFile.read(path.stem, path, self._shown(path))
+            for path in sorted((self.project_dir / DIRECTORY).glob("*.yaml"))
+            if _SLUG.fullmatch(path.stem)
+        ]
+
+    def _sync_fingerprint_key(self, fp_key: bytes, readers: list[str]) -> None:
+        """Wrap the fingerprint key for exactly ``readers``, unless it is already."""
         path = self._fingerprint_path()
         if path.exists():
             current = TierFile.read("fingerprint", path, self._shown(path)).recipients
-            if sorted(current) == sorted(wanted):
+            if sorted(current) == sorted(readers):
                 return
         data_key = os.urandom(32)
-        stanzas = [(r, keys.wrap(data_key, r)) for r in wanted]
+        stanzas = [(r, keys.wrap(data_key, r)) for r in readers]
         values: dict[str, sops.Scalar] = {fingerprints.KEY_NAME: fingerprints.serialize_key(fp_key)}
         atomic_write(path, sops.encode(values, data_key, stanzas))
 

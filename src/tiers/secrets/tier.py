@@ -111,6 +111,7 @@ class TierFile:
             stanzas=self.file.stanzas,
             meta=self.file.meta,
             stash=plain.stash,
+            shown=self.shown,
         )
 
 
@@ -124,11 +125,19 @@ class Opened:
     stanzas: list[tuple[str, str]]
     meta: dict[str, Any] | None = None
     stash: dict[tuple[str, str], str] = field(default_factory=dict)
+    shown: str = "the file"
 
     def encode(self) -> str:
         """The file's text: values encrypted, their facts beside them, the MAC over both."""
+        rules = self.meta or {"unencrypted_suffix": "_unencrypted"}
+        for name in self.values:
+            if not sops.encrypts(name, rules):  # a file sops made under rules of its own
+                raise UsageError(
+                    f"{self.shown}: its sops rules would leave {name} unencrypted, and tiers "
+                    "writes no secret in plaintext; make the file again with tiers"
+                )
         tree: dict[str, sops.Scalar] = dict(self.values)
-        if self.values:
+        if self.values and not sops.encrypts(META, rules):
             facts = {n: _fact_json(self.entries.get(n, Entry(n))) for n in self.values}
             tree[META] = yaml.safe_dump(
                 facts, default_flow_style=None, sort_keys=False, width=2**20
@@ -174,8 +183,8 @@ def _checked(file: sops.SopsFile) -> sops.SopsFile:
 
 
 def _facts(block: object, shown: str) -> dict[str, Entry]:
-    if block is None:
-        return {}
+    if block is None or (isinstance(block, str) and block.startswith("ENC[")):
+        return {}  # none, or encrypted under a file's own sops rules
     try:
         facts = yaml.load(block, Loader=sops.Loader) if isinstance(block, str) else None
     except yaml.YAMLError:
