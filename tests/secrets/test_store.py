@@ -89,3 +89,24 @@ def test_rotate_makes_a_new_data_key_for_the_same_recipients(
     assert ok("secrets", "get", "staging", "SECRET_KEY", env=tiers_with_ci["staging"]) == (
         "staging-value\n"
     )
+
+
+def test_keys_of_other_types_are_kept_and_never_left_behind(project: Path) -> None:
+    """A file sops also wrapped for a PGP key keeps it; a new data key is refused for it."""
+    ok("secrets", "init", "staging")
+    path = project / "secrets" / "staging.yaml"
+    pgp = "    pgp:\n        -   created_at: '2026-01-01T00:00:00Z'\n            enc: x\n"
+    pgp += "            fp: ABCD\n"
+    path.write_text(
+        path.read_text().replace("    unencrypted_suffix:", pgp + "    unencrypted_suffix:")
+    )
+    ok("secrets", "set", "staging", "A", input="1")
+    assert "fp: ABCD" in path.read_text()
+    before = path.read_text()
+    done = tiers("secrets", "rotate", "staging")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "error: secrets/staging.yaml also has pgp keys, which tiers cannot wrap a new data key "
+        "for; rotate it with `sops rotate -i`\n",
+    )
+    assert path.read_text() == before

@@ -29,6 +29,7 @@ __all__ = ["DIRECTORY", "Diff", "Generated", "Store"]
 DIRECTORY = "secrets"
 FINGERPRINT_FILE = "_fingerprint.yaml"  # never an environment's name: those start [a-z0-9]
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_OTHER_KEY_TYPES = ("pgp", "kms", "gcp_kms", "hckms", "azure_kv", "hc_vault")
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class Store:
         for name, value in values.items():
             _check_value(name, value)
         opened, fp_key = self._open_for_writing(environment)
-        changes = {}
+        changes, now, who = {}, _now(), self._who()
         for name, value in values.items():
             before = opened.values.get(name)
             changes[name] = "created" if before is None else "replaced"
@@ -170,7 +171,7 @@ class Store:
                 changes[name] = "unchanged"
                 continue
             opened.values[name] = value
-            opened.set_at(name, _now(), self._who())
+            opened.set_at(name, now, who)
         self._write(environment, opened, fp_key)
         return changes
 
@@ -186,14 +187,14 @@ class Store:
     def replace_all(self, environment: str, opened: Opened, values: dict[str, str]) -> None:
         """Make the tier hold exactly ``values`` (an edit of ``opened``'s)."""
         for name, value in values.items():
-            check_name(name)
             _check_value(name, value)
         fp_key = self._fingerprint_key(keys.identities())
         for name in set(opened.values) - set(values):
             opened.entries.pop(name, None)
+        now, who = _now(), self._who()
         for name, value in values.items():
             if opened.values.get(name) != value:
-                opened.set_at(name, _now(), self._who())
+                opened.set_at(name, now, who)
         opened.values = dict(values)
         self._write(environment, opened, fp_key)
 
@@ -278,6 +279,12 @@ class Store:
 
     @staticmethod
     def _rekey(opened: Opened) -> None:
+        others = [k for k in _OTHER_KEY_TYPES if (opened.meta or {}).get(k)]
+        if others:  # they wrap the data key too, and tiers cannot wrap a new one for them
+            raise UsageError(
+                f"{opened.shown} also has {', '.join(others)} keys, which tiers cannot "
+                "wrap a new data key for; rotate it with `sops rotate -i`"
+            )
         opened.data_key = os.urandom(32)
         opened.stanzas = [(r, keys.wrap(opened.data_key, r)) for r, _ in opened.stanzas]
         opened.stash = {}
