@@ -71,3 +71,19 @@ def test_a_mistyped_key_is_named_by_line_never_shown(monkeypatch: pytest.MonkeyP
         identities()
     assert str(raised.value) == "SOPS_AGE_KEY: line 2 is not an age identity (AGE-SECRET-KEY-1…)"
     assert mistyped not in str(raised.value)
+
+
+def test_a_missing_key_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SOPS_AGE_KEY_FILE", str(tmp_path / "gone.txt"))
+    with pytest.raises(UsageError) as raised:
+        identities()
+    assert str(raised.value) == (
+        f"cannot read the age keys in SOPS_AGE_KEY_FILE ({tmp_path}/gone.txt): "
+        "No such file or directory"
+    )
+
+
+def test_who_set_a_value_is_the_login_name_without_a_git_email(plyr: Path) -> None:
+    ok("secrets", "init", "staging")
+    ok("secrets", "set", "staging", "A", input="1")
+    assert ok("secrets", "ls", "staging").splitlines()[1].split()[4] == "ana"
