@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyrage
 import pytest
 import yaml
 from cryptography.fernet import Fernet
@@ -502,4 +503,17 @@ def test_a_corrupted_tier_stops_writes_to_the_others(staging: Path, project: Pat
     assert _refused(staging, "secrets", "set", "staging", "A") == (
         "error: secrets/production.yaml:2:1: not valid YAML; restore it from git "
         "(git checkout -- secrets/production.yaml)\n"
+    )
+
+
+def test_a_damaged_data_key(staging: Path) -> None:
+    (mine,) = json.loads(ok("secrets", "recipients", "ls", "staging", "--json"))["recipients"]
+    data = yaml.safe_load(staging.read_text())
+    _, other = new_key()
+    stranger = pyrage.x25519.Recipient.from_str(other)
+    data["sops"]["age"][0]["enc"] = pyrage.encrypt(b"x" * 32, [stranger], armored=True).decode()
+    staging.write_text(yaml.safe_dump(data))
+    assert _refused(staging, "secrets", "get", "staging", "A") == (
+        f"error: secrets/staging.yaml: the data key wrapped for {mine} does not open with that "
+        "key; restore it from git (git checkout -- secrets/staging.yaml)\n"
     )

@@ -98,8 +98,13 @@ def wrap(data_key: bytes, recipient: str) -> str:
 
 
 def unwrap(stanzas: list[tuple[str, str]], held: list[Identity]) -> bytes | None:
-    """The data key from the first stanza an identity here opens; None when none does."""
+    """The data key from the first stanza for a key held here; None when there is none.
+
+    A stanza for a key held here that does not open raises ValueError naming its
+    recipient: the file was damaged, not read by a stranger.
+    """
     by_public = {identity.public: identity for identity in held}
+    damaged = None
     for recipient, enc in stanzas:
         identity = by_public.get(recipient)
         if identity is None:
@@ -107,8 +112,11 @@ def unwrap(stanzas: list[tuple[str, str]], held: list[Identity]) -> bytes | None
         try:
             key: bytes = pyrage.decrypt(enc.encode(), [identity.key])
         except pyrage.DecryptError:
+            damaged = recipient
             continue
         return key
+    if damaged is not None:
+        raise ValueError(damaged)
     return None
 
 

@@ -98,7 +98,13 @@ class TierFile:
 
     def open(self, held: list[keys.Identity], what: str | None = None) -> Opened:
         """Decrypt with an identity held here; Unreadable naming the recipients otherwise."""
-        data_key = keys.unwrap(self.file.stanzas, held)
+        try:
+            data_key = keys.unwrap(self.file.stanzas, held)
+        except ValueError as exc:
+            raise sops.CorruptFile(
+                f"{self.shown}: the data key wrapped for {exc} does not open with that key; "
+                f"restore it from git (git checkout -- {self.shown})"
+            ) from None
         if data_key is None:
             raise Unreadable(unreadable(what or f"{self.environment}'s secrets", self, held))
         plain = sops.decrypt(self.file, data_key)
