@@ -30,7 +30,7 @@ from pathlib import Path
 
 from tiers.errors import OperationError, UsageError
 
-__all__ = ["Commit", "Repo"]
+__all__ = ["Commit", "Repo", "user_email"]
 
 _MISSING = "git not found on PATH; install it: apt-get install git"
 _BRANCHES_SHOWN = 10
@@ -281,6 +281,15 @@ class Repo:
         except (OSError, tarfile.TarError) as exc:
             what = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise OperationError(f"cannot export {sha[:12]} to {tree.parent}: {what}") from None
+
+
+def user_email(cwd: Path) -> str | None:
+    """The ``user.email`` git would sign a commit made in ``cwd`` with; None if unset or no git."""
+    try:
+        done = _git("config", "--get", "user.email", cwd=cwd, ok=(0, 1))
+    except UsageError:
+        return None
+    return done.stdout.strip() or None
 
 
 def _git(*args: str, cwd: Path, ok: Collection[int] = (0,)) -> subprocess.CompletedProcess[str]:

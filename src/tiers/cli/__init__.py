@@ -23,7 +23,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-from tiers.cli import check, ci, deploy, diff, docs, init, io, local, ls, port  # noqa: E402  (registers the commands)
+from tiers.cli import check, ci, deploy, diff, docs, init, io, local, ls, port, secrets  # noqa: E402  (registers the commands)
 
 __all__ = [
     "app",
@@ -38,6 +38,7 @@ __all__ = [
     "ls",
     "main",
     "port",
+    "secrets",
 ]
 
 
