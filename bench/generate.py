@@ -61,6 +61,7 @@ usd = 5
         text += f"""
 [environments.{name}.access]
 protect = {"false" if last else "true"}
+provider = "cloudflare"
 login = ["github"]
 allow = ["github-org:example"]
 bypass = {"[]" if last else f'["api-{name}.example.com/health"]'}

@@ -199,3 +199,14 @@ def test_four_tiers_and_a_second_frontend_render_sensibly(four: Path) -> None:
     assert "**current**: ~$12-13/month" in document
     assert "- `LOG_LEVEL` → configuration\n  - production: `warning`\n" in document
     assert "None" not in document
+
+
+def test_the_document_says_who_enforces_each_gate(plyr: Path, tmp_path: Path) -> None:
+    seed = tiers("docs").stdout
+    assert "**enforced by**: Cloudflare Access, as configured there" in seed
+    example = Path(__file__).resolve().parents[2] / "examples" / "plyr" / "tiers.toml"
+    local = tiers("docs", "-c", str(example)).stdout
+    assert (
+        "**enforced by**: **nobody yet**: tiers' own gate does not run yet, so these rules "
+        "are not applied and every host below answers anyone who can reach it"
+    ) in local

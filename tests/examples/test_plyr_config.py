@@ -15,7 +15,9 @@ CONFIG = EXAMPLE / "tiers.toml"
 def test_tiers_check_accepts_the_example() -> None:
     result = tiers("check", "-c", str(CONFIG))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.rstrip().endswith("no findings in 3 environments")
+    # the one finding: staging's declared gate, which nothing enforces here yet
+    assert "warning [access-not-enforced] staging declares access.protect" in result.stdout
+    assert result.stdout.rstrip().endswith("1 finding (1 warning) in 3 environments")
 
 
 def test_three_local_tiers_in_promotion_order() -> None:

@@ -84,6 +84,8 @@ def deploy(
     done = pipeline.deploy(
         environment, target, wait=wait, services=service, forced=_forced(force, reason)
     )
+    if warning := env.open_gate:
+        io.error(warning.removeprefix("warning: "), prefix="warning")
     io.out(
         f"{environment}: {done.version} ({(done.commit or '')[:12]}) serves; deployment {done.id}"
     )

@@ -51,9 +51,11 @@ class _Results:
 results = _Results()
 
 
-def error(message: str) -> None:
+def error(message: str, prefix: str = "error") -> None:
+    """Each line on stderr as ``error: ...`` (or ``warning: ...``)."""
+    style = "red" if prefix == "error" else "yellow"
     for line in message.splitlines() or [""]:
-        console(stderr=True).print(f"error: {line}", markup=False, style="red")
+        console(stderr=True).print(f"{prefix}: {line}", markup=False, style=style)
 
 
 def raw(text: str) -> None:

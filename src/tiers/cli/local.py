@@ -54,6 +54,8 @@ def up(
             continue
         urls = [b.url for b in known[name].services.values() if b.url]
         io.out(f"{name}: {what}  {'  '.join(urls)}")
+        if warning := known[name].open_gate:
+            io.error(warning.removeprefix("warning: "), prefix="warning")
     if failed:
         raise OperationError(
             f"{', '.join(failed)} did not start (see above); fix it and run `tiers up` again"

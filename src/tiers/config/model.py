@@ -623,6 +623,17 @@ class Environment(Model):
         return self.trigger.kind == "local"
 
     @property
+    def open_gate(self) -> str | None:
+        """Said wherever the environment is brought up or deployed while its declared
+        protection is enforced by nothing (tiers' own gate does not run yet)."""
+        if not (self.access.protect and self.access.provider == "tiers"):
+            return None
+        return (
+            f"warning: {self.name} declares access.protect, but nothing enforces it yet: "
+            "it answers anyone who can reach it (see `tiers check`, access-not-enforced)"
+        )
+
+    @property
     def hosts(self) -> list[str]:
         """The hosts users reach this environment's services on."""
         return [host_of(b.address) for b in self.services.values() if b.address]

@@ -41,6 +41,19 @@ class Protection:
     session_hours: int
     certificates: list[str]
 
+    @property
+    def enforcement(self) -> str:
+        """Who applies these rules, said plainly: a document never calls an open door shut."""
+        if self.provider == "cloudflare":
+            return (
+                "Cloudflare Access, as configured there; tiers does not check that "
+                "Cloudflare's rules match these"
+            )
+        return (
+            "**nobody yet**: tiers' own gate does not run yet, so these rules are not "
+            "applied and every host below answers anyone who can reach it"
+        )
+
 
 def protections(config: Config) -> list[Protection]:
     """Every tier with ``access.protect``, in promotion order.

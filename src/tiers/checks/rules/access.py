@@ -234,3 +234,22 @@ def _schema_public(host: str, bypass: list[str]) -> bool:
         if path.endswith(_SCHEMAS) or path == "*":
             return True
     return False
+
+
+@rule(
+    "access-not-enforced",
+    "warning",
+    "A protected environment's gate is not enforced by anything",
+    'put the environment behind Cloudflare Access (provider = "cloudflare", with the rules '
+    "configured there) or keep it off public networks: tiers' own gate does not run yet",
+)
+def not_enforced(ctx: Context) -> Iterator[Finding]:
+    for env in _protected(ctx):
+        if env.access.provider == "tiers":
+            shown = ", ".join(env.hosts) or "its hosts"
+            yield ctx.finding(
+                _key(env, "provider"),
+                f"{env.name} declares access.protect, but nothing enforces it: tiers' own gate "
+                f"does not run yet, so {shown} answer anyone who can reach them",
+                [env.name],
+            )
