@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from tiers.checks.registry import Context, Finding, rule
@@ -10,6 +11,26 @@ from tiers.config import Environment
 from tiers.config.source import Key
 
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
+
+
+_RANDOM = re.compile(r"[A-Za-z0-9+/=_-]{24,}")
+
+
+def looks_secret(name: str, value: str) -> str | None:
+    """Why ``NAME=value`` looks like a secret written down, or None."""
+    if has_password(value):
+        return "has a password in its URL"
+    if any(word in name.split("_") for word in SECRET_WORDS):
+        return "looks like a secret"
+    if _RANDOM.fullmatch(value) and _classes(value) >= 3:
+        return "holds what looks like a random key"
+    return None
+
+
+def _classes(value: str) -> int:
+    """How many of lower case, upper case, digits and symbols ``value`` mixes."""
+    kinds = (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum())
+    return sum(any(kind(c) for c in value) for kind in kinds)
 
 
 def _needs_secrets(ctx: Context, service: str) -> bool:
@@ -59,7 +80,7 @@ def differ(ctx: Context) -> Iterator[Finding]:
                 )
 
 
-def _resource_secrets(env: Environment) -> list[tuple[str, Key]]:
+def resource_secrets(env: Environment) -> list[tuple[str, Key]]:
     """Secrets the environment's resources are read from, and where each is named."""
     key: Key = ("environments", env.name)
     found: list[tuple[str, Key]] = []
@@ -87,7 +108,7 @@ def not_provided(ctx: Context) -> Iterator[Finding]:
         if env.local or not declared:
             continue  # a local tier reads .env; undeclared lists are reported on their own
         have = set().union(*declared)
-        for name, key in _resource_secrets(env):
+        for name, key in resource_secrets(env):
             if name not in have:
                 message = f"{env.name} reads {key[2]} from {name}, which no service there declares"
                 yield ctx.finding(key, message, [env.name])
@@ -110,11 +131,8 @@ def in_config(ctx: Context) -> Iterator[Finding]:
                 yield ctx.finding((*key, what, "url"), message, [env.name])
         for service, binding in env.services.items():
             for name, value in binding.env.items():
-                if has_password(value):
-                    why = "has a password in its URL"
-                elif any(word in name.split("_") for word in SECRET_WORDS):
-                    why = "looks like a secret"
-                else:
+                why = looks_secret(name, value)
+                if not why:
                     continue
                 message = f"{env.name} {service} env {name} {why}"
                 yield ctx.finding((*key, service, "env", name), message, [env.name])

@@ -1,0 +1,155 @@
+"""What the secrets store holds agrees with the tiers: every needed value set, none shared.
+
+Names and fingerprints are read without any key. Values are decrypted only for tiers an
+identity held here opens; of a tier nobody here can read, nothing is claimed.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from dotenv.parser import parse_stream
+
+from tiers import git
+from tiers.checks import store
+from tiers.checks.registry import Context, Finding, rule
+from tiers.checks.rules.secrets import looks_secret
+from tiers.checks.urls import database_identity, redis_identity, shown
+from tiers.config import Environment
+
+DOTENV_PATTERNS = (".env", ".env.*", "*.env", "**/.env", "**/.env.*", "**/*.env")
+
+
+@rule(
+    "secret-missing",
+    "error",
+    "A secret a tier needs has no value in that tier's store",
+    "set it: tiers secrets set ENV NAME (the value from stdin), or tiers secrets generate "
+    "ENV NAME for a random key; a tier with no secrets file starts with tiers secrets init ENV",
+)
+def missing(ctx: Context) -> Iterator[Finding]:
+    for env in ctx.config.environments.values():
+        if env.local:
+            continue  # a local tier reads .env
+        have = store.entries(ctx, env.name)
+        names = {entry.name for entry in have or []}
+        for name, key in store.needed(env).items():
+            if name in names:
+                continue
+            if have is None:
+                why = (
+                    f"{store.shown(env.name)} does not exist: run `tiers secrets init "
+                    f"{env.name}`, then `tiers secrets set {env.name} {name}`"
+                )
+            else:
+                why = (
+                    f"{store.shown(env.name)} has no value for it: "
+                    f"run `tiers secrets set {env.name} {name}`"
+                )
+            message = f"{env.name} needs {name} but {why}"
+            yield ctx.finding(key, message, [env.name])
+
+
+@rule(
+    "secret-reused",
+    "error",
+    "Two tiers hold the same secret value",
+    "give each tier a value of its own: tiers secrets generate --all NAME (or tiers secrets "
+    "set ENV NAME in one of them); a value two tiers share lets one act as the other",
+)
+def reused(ctx: Context) -> Iterator[Finding]:
+    holders: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for env in _in_order(ctx):
+        for entry in store.entries(ctx, env.name) or []:
+            if entry.fingerprint:
+                holders[entry.fingerprint].append((env.name, entry.name))
+    for held in holders.values():
+        tiers = list(dict.fromkeys(env for env, _ in held))
+        if len(tiers) < 2:
+            continue
+        names = " and ".join(f"{env}'s {name}" for env, name in held)
+        last, name = held[-1]
+        key = store.needed(ctx.config.environments[last]).get(name, ("environments", last))
+        yield ctx.finding(key, f"{names} hold the same value", tiers)
+
+
+@rule(
+    "secret-names-other-tier",
+    "error",
+    "A secret's value connects to another tier's database or Redis",
+    "set the tier's own connection string: tiers secrets set ENV NAME; checked only in the "
+    "tiers whose secrets a key held here can read",
+)
+def names_other_tier(ctx: Context) -> Iterator[Finding]:
+    envs = _in_order(ctx)
+    claims = {env.name: _claims(env) for env in envs}
+    for env in envs:
+        values = store.readable(ctx, env.name)
+        for name, value in (values or {}).items():
+            for identity in _identities(value):
+                for other, owned in claims.items():
+                    if other != env.name and identity in owned and identity not in claims[env.name]:
+                        key = store.needed(env).get(name, ("environments", env.name))
+                        what = owned[identity]
+                        message = f"{env.name}'s {name} connects to {other}'s {what}"
+                        yield ctx.finding(key, message, [env.name, other])
+
+
+@rule(
+    "secret-in-dotenv",
+    "error",
+    "A secret value is in a dotenv file git tracks",
+    "remove the value from the file and from git (git rm --cached FILE; add it to "
+    ".gitignore), then keep it in the store: tiers secrets import ENV FILE; a template "
+    "such as .env.example may stay, with empty values",
+)
+def in_dotenv(ctx: Context) -> Iterator[Finding]:
+    root = store.project_dir(ctx)
+    for relative in git.tracked(root, *DOTENV_PATTERNS):
+        path = root / relative
+        for line, name, why in _dotenv_secrets(path):
+            message = f"{relative}:{line}: {name} {why}, and git tracks the file"
+            yield ctx.finding(("project",), message)
+
+
+def _dotenv_secrets(path: Path) -> Iterator[tuple[int, str, str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key and binding.value:
+            why = looks_secret(binding.key, binding.value)
+            if why:
+                yield binding.original.line, binding.key, why
+
+
+def _in_order(ctx: Context) -> list[Environment]:
+    return [ctx.config.environments[name] for name in ctx.config.order]
+
+
+def _identities(value: str) -> list[str]:
+    found = []
+    if "://" in value:
+        if database_identity(value) != value:
+            found.append(f"db:{database_identity(value)}")
+            found.append(f"dbname:{urlsplit(value).path.strip('/')}")
+        if value.lower().startswith(("redis://", "rediss://", "unix://")):
+            found.append(f"redis:{redis_identity(value)}")
+    return found
+
+
+def _claims(env: Environment) -> dict[str, str]:
+    """The environment's database and Redis, as ``_identities`` spells them → as shown."""
+    owned: dict[str, str] = {}
+    if env.database and env.database.url:
+        owned[f"db:{database_identity(env.database.url)}"] = f"database {shown(env.database.url)}"
+    if env.database and env.database.name:
+        owned[f"dbname:{env.database.name}"] = f"database {env.database.name}"
+    if env.redis and env.redis.url:
+        owned[f"redis:{redis_identity(env.redis.url)}"] = f"Redis {shown(env.redis.url)}"
+    return owned

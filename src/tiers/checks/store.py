@@ -1,0 +1,58 @@
+"""What the secret rules read of a project's secrets store, and what they never claim.
+
+Names, fingerprints and recipients need no key. Values are read only where an identity
+held here opens the tier; a tier nobody here can read is passed over in silence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tiers import secrets
+from tiers.checks.registry import Context
+from tiers.checks.rules.secrets import resource_secrets
+from tiers.config import Environment
+from tiers.config.source import Key
+
+
+def project_dir(ctx: Context) -> Path:
+    return ctx.source.path.resolve().parent
+
+
+def shown(env: str) -> str:
+    return f"{secrets.DIRECTORY}/{env}.yaml"
+
+
+def entries(ctx: Context, env: str) -> list[secrets.Entry] | None:
+    """The tier's secrets (no values); None when it has no secrets file."""
+    if not secrets.has_file(project_dir(ctx), env):
+        return None
+    return secrets.entries(project_dir(ctx), env)
+
+
+def recipients(ctx: Context, env: str) -> list[str]:
+    if not secrets.has_file(project_dir(ctx), env):
+        return []
+    return secrets.recipients(project_dir(ctx), env)
+
+
+def readable(ctx: Context, env: str) -> dict[str, str] | None:
+    """The tier's values when an identity here opens its file; else None."""
+    if not secrets.has_file(project_dir(ctx), env):
+        return None
+    try:
+        return secrets.values(project_dir(ctx), env)
+    except secrets.Unreadable:
+        return None
+
+
+def needed(env: Environment) -> dict[str, Key]:
+    """Each secret the environment's services and resources need, and where it is named."""
+    key: Key = ("environments", env.name)
+    found: dict[str, Key] = {}
+    for service, binding in env.services.items():
+        for index, name in enumerate(binding.secrets or []):
+            found.setdefault(name, (*key, service, "secrets", index))
+    for name, where in resource_secrets(env):
+        found.setdefault(name, where)
+    return found
