@@ -11,7 +11,9 @@ import pytest
 from tests.conftest import Edit
 from tests.secrets.helpers import new_key, own_home
 from tiers.checks import Finding, run
+from tiers.checks.store import needed
 from tiers.config import load
+from tiers.config.load import load_text
 from tiers.secrets import Store
 
 __all__ = ["own_home"]  # each test has a home (and so a keys.txt) of its own
@@ -24,6 +26,15 @@ NEEDED = [
     "LOGFIRE_WRITE_TOKEN",
 ]
 IGNORED = ["platform-not-installed", "access-not-enforced"]
+
+
+def stock(config: Path) -> None:
+    """Give every deployed tier a secrets file holding each secret it needs, its own values."""
+    store = Store(config.parent)
+    for env in load(config).config.environments.values():
+        if not env.local:
+            store.init(env.name)
+            store.set(env.name, {name: f"{env.name}-{name}-v" for name in needed(env)})
 
 
 def findings(config: Path, *rules: str) -> list[Finding]:
@@ -52,6 +63,17 @@ def test_a_needed_secret_with_no_store_names_the_commands_that_set_it(plyr: Path
     assert {(f.environments, f.message.split()[2]) for f in [first, *rest]} == {
         ((env,), name) for env in ("staging", "production") for name in NEEDED
     }
+
+
+def test_the_seed_with_its_secrets_set_is_clean(plyr: Path) -> None:
+    stock(plyr)
+    assert run(*load(plyr), ignore=IGNORED) == []
+
+
+def test_a_tiers_toml_that_is_no_file_has_no_store_to_judge(plyr: Path) -> None:
+    """As deploy checks the text a commit carries: the store rules claim nothing."""
+    loaded = load_text(plyr.read_text(), "2026.1201.0900:tiers.toml")
+    assert [f for f in run(loaded.config, loaded.source) if f.rule.startswith("secret-")] == []
 
 
 def test_a_needed_secret_missing_from_the_tiers_file_is_named(plyr: Path) -> None:

@@ -1,7 +1,10 @@
 """What the secret rules read of a project's secrets store, and what they never claim.
 
-Names, fingerprints and recipients need no key. Values are read only where an identity
-held here opens the tier; a tier nobody here can read is passed over in silence.
+The store is ``secrets/`` beside the tiers.toml checked; a tiers.toml that is no file on
+disk (the text a commit carries, as deploy checks it) has no store to read, and the rules
+that need one say nothing of it. Names, fingerprints and recipients need no key. Values
+are read only where an identity held here opens the tier; a tier nobody here can read is
+passed over in silence.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from tiers.config import Environment
 from tiers.config.source import Key
 
 
-def project_dir(ctx: Context) -> Path:
-    return ctx.source.path.resolve().parent
+def project_dir(ctx: Context) -> Path | None:
+    """The directory of the tiers.toml checked; None when it is not a file on disk."""
+    path = ctx.source.path
+    return path.resolve().parent if path.is_file() else None
 
 
 def shown(env: str) -> str:
@@ -25,23 +30,19 @@ def shown(env: str) -> str:
 
 def entries(ctx: Context, env: str) -> list[secrets.Entry] | None:
     """The tier's secrets (no values); None when it has no secrets file."""
-    if not secrets.has_file(project_dir(ctx), env):
+    root = project_dir(ctx)
+    if root is None or not secrets.has_file(root, env):
         return None
-    return secrets.entries(project_dir(ctx), env)
-
-
-def recipients(ctx: Context, env: str) -> list[str]:
-    if not secrets.has_file(project_dir(ctx), env):
-        return []
-    return secrets.recipients(project_dir(ctx), env)
+    return secrets.entries(root, env)
 
 
 def readable(ctx: Context, env: str) -> dict[str, str] | None:
     """The tier's values when an identity here opens its file; else None."""
-    if not secrets.has_file(project_dir(ctx), env):
+    root = project_dir(ctx)
+    if root is None or not secrets.has_file(root, env):
         return None
     try:
-        return secrets.values(project_dir(ctx), env)
+        return secrets.values(root, env)
     except secrets.Unreadable:
         return None
 

@@ -28,10 +28,12 @@ DOTENV_PATTERNS = (".env", ".env.*", "*.env", "**/.env", "**/.env.*", "**/*.env"
     "secret-missing",
     "error",
     "A secret a tier needs has no value in that tier's store",
-    "set it: tiers secrets set ENV NAME (the value from stdin), or tiers secrets generate "
-    "ENV NAME for a random key; a tier with no secrets file starts with tiers secrets init ENV",
+    "set a value in each tier: tiers secrets set ENV NAME (read from stdin) or tiers secrets "
+    "generate ENV NAME (random); a tier with no secrets file needs tiers secrets init ENV first",
 )
 def missing(ctx: Context) -> Iterator[Finding]:
+    if store.project_dir(ctx) is None:
+        return  # no store to read: nothing is claimed
     for env in ctx.config.environments.values():
         if env.local:
             continue  # a local tier reads .env
@@ -109,6 +111,8 @@ def names_other_tier(ctx: Context) -> Iterator[Finding]:
 )
 def in_dotenv(ctx: Context) -> Iterator[Finding]:
     root = store.project_dir(ctx)
+    if root is None:
+        return
     for relative in git.tracked(root, *DOTENV_PATTERNS):
         path = root / relative
         for line, name, why in _dotenv_secrets(path):
