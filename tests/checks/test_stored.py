@@ -138,13 +138,16 @@ def test_secrets_in_a_dotenv_file_git_tracks(plyr: Path) -> None:
     root = plyr.parent
     subprocess.run(["git", "init", "-q", str(root)], check=True)
     (root / ".env").write_text("DEBUG=1\nSECRET_KEY=s3cr3t\n")
-    (root / ".env.example").write_text("DEBUG=1\nSECRET_KEY=\n")
+    (root / ".env.example").write_text(
+        "DEBUG=1\nSECRET_KEY=\nSESSION_KEY=changeme\nAPI=postgresql://u:real@db/app\n"
+    )
     (root / "backend").mkdir()
     (root / "backend" / "prod.env").write_text("SENTRY=kF9x2QmZ7pL4vR8tW1yB6nC3hJ5d\n")
     (root / "untracked.env").write_text("API_TOKEN=abc\n")
     subprocess.run(["git", "-C", str(root), "add", ".env", ".env.example", "backend"], check=True)
     assert messages(plyr, "secret-in-dotenv") == [
         ".env:2: SECRET_KEY looks like a secret, and git tracks the file",
+        ".env.example:4: API has a password in its URL, and git tracks the file",
         "backend/prod.env:1: SENTRY holds what looks like a random key, and git tracks the file",
     ]
 
@@ -154,9 +157,12 @@ def test_a_random_looking_value_in_env_is_a_secret_in_config(edit: Edit) -> None
         (
             'frontend_url = "${environments.staging.frontend.url}"\n',
             'frontend_url = "${environments.staging.frontend.url}"\n'
-            'env = { SENTRY = "kF9x2QmZ7pL4vR8tW1yB6nC3hJ5d", LOG_FORMAT = "json" }\n',
+            'env = { SENTRY = "kF9x2QmZ7pL4vR8tW1yB6nC3hJ5d", LOG_FORMAT = "json", '
+            'SIGNING = "9f86d081884c7d659a2feaa0c55ad015", '
+            'PROJECT_ID = "0b8e6a52-3f0c-4c7e-9d3a-2f1e5c6b7a8d" }\n',
         )
     )
     assert messages(path, "secret-in-config") == [
-        "staging backend env SENTRY holds what looks like a random key"
+        "staging backend env SENTRY holds what looks like a random key",
+        "staging backend env SIGNING holds what looks like a random key",
     ]

@@ -16,6 +16,7 @@ from tiers.checks.registry import Context
 from tiers.checks.rules.secrets import resource_secrets
 from tiers.config import Environment
 from tiers.config.source import Key
+from tiers.errors import UsageError
 
 
 def project_dir(ctx: Context) -> Path | None:
@@ -43,7 +44,7 @@ def readable(ctx: Context, env: str) -> dict[str, str] | None:
         return None
     try:
         return secrets.values(root, env)
-    except secrets.Unreadable:
+    except UsageError:  # no identity here opens it, or none is usable: claim nothing
         return None
 
 

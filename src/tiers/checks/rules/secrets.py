@@ -14,23 +14,24 @@ SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "P
 
 
 _RANDOM = re.compile(r"[A-Za-z0-9+/=_-]{24,}")
+_HEX = re.compile(r"[0-9a-fA-F]{32,}")
 
 
-def looks_secret(name: str, value: str) -> str | None:
-    """Why ``NAME=value`` looks like a secret written down, or None."""
+def looks_secret(name: str, value: str, *, by_name: bool = True) -> str | None:
+    """Why ``NAME=value`` looks like a secret written down, or None.
+
+    A password in a URL, a name with KEY, TOKEN, SECRET… in it (unless ``by_name`` is
+    False), or a value that looks random: 24 or more characters mixing upper case, lower
+    case and digits, or 32 or more hex digits (a UUID, with its dashes, is not one).
+    """
     if has_password(value):
         return "has a password in its URL"
-    if any(word in name.split("_") for word in SECRET_WORDS):
+    if by_name and any(word in name.split("_") for word in SECRET_WORDS):
         return "looks like a secret"
-    if _RANDOM.fullmatch(value) and _classes(value) >= 3:
+    mixed = all(any(test(c) for c in value) for test in (str.islower, str.isupper, str.isdigit))
+    if (_RANDOM.fullmatch(value) and mixed) or _HEX.fullmatch(value):
         return "holds what looks like a random key"
     return None
-
-
-def _classes(value: str) -> int:
-    """How many of lower case, upper case, digits and symbols ``value`` mixes."""
-    kinds = (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum())
-    return sum(any(kind(c) for c in value) for kind in kinds)
 
 
 def _needs_secrets(ctx: Context, service: str) -> bool:

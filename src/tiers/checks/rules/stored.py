@@ -21,6 +21,7 @@ from tiers.checks.rules.secrets import looks_secret
 from tiers.checks.urls import database_identity, redis_identity, shown
 from tiers.config import Environment
 
+TEMPLATE_WORDS = ("example", "sample", "template", "dist")
 DOTENV_PATTERNS = (".env", ".env.*", "*.env", "**/.env", "**/.env.*", "**/*.env")
 
 
@@ -107,7 +108,7 @@ def names_other_tier(ctx: Context) -> Iterator[Finding]:
     "A secret value is in a dotenv file git tracks",
     "remove the value from the file and from git (git rm --cached FILE; add it to "
     ".gitignore), then keep it in the store: tiers secrets import ENV FILE; a template "
-    "such as .env.example may stay, with empty values",
+    "such as .env.example may stay, with empty values or placeholders",
 )
 def in_dotenv(ctx: Context) -> Iterator[Finding]:
     root = store.project_dir(ctx)
@@ -125,9 +126,11 @@ def _dotenv_secrets(path: Path) -> Iterator[tuple[int, str, str]]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return
+    # a template's placeholders (SECRET_KEY=changeme) are names, not secrets
+    template = any(word in path.name.lower() for word in TEMPLATE_WORDS)
     for binding in parse_stream(io.StringIO(text)):
         if binding.key and binding.value:
-            why = looks_secret(binding.key, binding.value)
+            why = looks_secret(binding.key, binding.value, by_name=not template)
             if why:
                 yield binding.original.line, binding.key, why
 
