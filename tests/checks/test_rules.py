@@ -94,7 +94,7 @@ def separation(config: Config, source: Source) -> list[Finding]:
     Pages bindings meet wherever no driver for them is installed (test_platforms.py),
     access-not-enforced, which the local example's gate meets until tiers runs one
     (tested below), and secret-missing, which the seed's tiers.toml meets with no secrets
-    store beside it (test_stored.py)."""
+    store beside it (test_store.py)."""
     ignore = ["platform-not-installed", "access-not-enforced", "secret-missing"]
     return run(config, source, ignore=ignore)
 
@@ -113,7 +113,7 @@ def test_every_rule_has_a_breaking_case() -> None:
         "staging-unprotected",
         "platform-not-installed",
         "access-not-enforced",
-        "secret-missing",  # tiers.toml alone cannot break it: test_stored.py
+        "secret-missing",  # tiers.toml alone cannot break it: test_store.py
         "secret-reused",
         "secret-names-other-tier",
         "secret-in-dotenv",

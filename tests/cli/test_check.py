@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.checks.test_rules import BREAKS
-from tests.checks.test_stored import stock
+from tests.checks.test_store import stock
 from tests.conftest import Edit, tiers
 from tests.secrets.helpers import own_home
 from tiers.checks import RULES
@@ -18,7 +18,7 @@ __all__ = ["own_home"]  # a home, and so a key, of each test's own
 
 @pytest.fixture(autouse=True)
 def secrets_set(plyr: Path, own_home: Path) -> None:
-    """The seed with each tier's secrets set in its store (the store's rules: test_stored.py)."""
+    """The seed with each tier's secrets set in its store (the store's rules: test_store.py)."""
     stock(plyr)
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.checks.test_stored import stock
+from tests.checks.test_store import stock
 from tests.conftest import tiers
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.checks.test_stored import stock
+from tests.checks.test_store import stock
 from tests.conftest import Edit, tiers
 from tests.secrets.helpers import own_home
 from tiers.config import load

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tiers import secrets
-from tiers.checks.store import needed
+from tiers.checks.secretfiles import needed
 from tiers.config import Config
 
 

@@ -119,8 +119,8 @@ def not_provided(ctx: Context) -> Iterator[Finding]:
     "secret-in-config",
     "error",
     "A secret value is written in tiers.toml",
-    "move the value to the platform's secret store and name it in secrets (or use "
-    "url_secret); tiers.toml is committed and shown in documents",
+    "move the value to the tier's secrets (tiers secrets set ENV NAME) and name it in "
+    "secrets (or use url_secret); tiers.toml is committed and shown in documents",
 )
 def in_config(ctx: Context) -> Iterator[Finding]:
     for env in ctx.config.environments.values():

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from dotenv.parser import parse_stream
 
 from tiers import git
-from tiers.checks import store
+from tiers.checks import secretfiles
 from tiers.checks.registry import Context, Finding, rule
 from tiers.checks.rules.secrets import looks_secret
 from tiers.checks.urls import database_identity, redis_identity, shown
@@ -33,24 +33,24 @@ DOTENV_PATTERNS = (".env", ".env.*", "*.env", "**/.env", "**/.env.*", "**/*.env"
     "generate ENV NAME (random); a tier with no secrets file needs tiers secrets init ENV first",
 )
 def missing(ctx: Context) -> Iterator[Finding]:
-    if store.project_dir(ctx) is None:
+    if secretfiles.project_dir(ctx) is None:
         return  # no store to read: nothing is claimed
     for env in ctx.config.environments.values():
         if env.local:
             continue  # a local tier reads .env
-        have = store.entries(ctx, env.name)
+        have = secretfiles.entries(ctx, env.name)
         names = {entry.name for entry in have or []}
-        for name, key in store.needed(env).items():
+        for name, key in secretfiles.needed(env).items():
             if name in names:
                 continue
             if have is None:
                 why = (
-                    f"{store.shown(env.name)} does not exist: run `tiers secrets init "
+                    f"{secretfiles.shown(env.name)} does not exist: run `tiers secrets init "
                     f"{env.name}`, then `tiers secrets set {env.name} {name}`"
                 )
             else:
                 why = (
-                    f"{store.shown(env.name)} has no value for it: "
+                    f"{secretfiles.shown(env.name)} has no value for it: "
                     f"run `tiers secrets set {env.name} {name}`"
                 )
             message = f"{env.name} needs {name} but {why}"
@@ -67,7 +67,7 @@ def missing(ctx: Context) -> Iterator[Finding]:
 def reused(ctx: Context) -> Iterator[Finding]:
     holders: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for env in _in_order(ctx):
-        for entry in store.entries(ctx, env.name) or []:
+        for entry in secretfiles.entries(ctx, env.name) or []:
             if entry.fingerprint:
                 holders[entry.fingerprint].append((env.name, entry.name))
     for held in holders.values():
@@ -76,7 +76,7 @@ def reused(ctx: Context) -> Iterator[Finding]:
             continue
         names = " and ".join(f"{env}'s {name}" for env, name in held)
         last, name = held[-1]
-        key = store.needed(ctx.config.environments[last]).get(name, ("environments", last))
+        key = secretfiles.needed(ctx.config.environments[last]).get(name, ("environments", last))
         yield ctx.finding(key, f"{names} hold the same value", tiers)
 
 
@@ -91,12 +91,12 @@ def names_other_tier(ctx: Context) -> Iterator[Finding]:
     envs = _in_order(ctx)
     claims = {env.name: _claims(env) for env in envs}
     for env in envs:
-        values = store.readable(ctx, env.name)
+        values = secretfiles.readable(ctx, env.name)
         for name, value in (values or {}).items():
             for identity in _identities(value):
                 for other, owned in claims.items():
                     if other != env.name and identity in owned and identity not in claims[env.name]:
-                        key = store.needed(env).get(name, ("environments", env.name))
+                        key = secretfiles.needed(env).get(name, ("environments", env.name))
                         what = owned[identity]
                         message = f"{env.name}'s {name} connects to {other}'s {what}"
                         yield ctx.finding(key, message, [env.name, other])
@@ -111,7 +111,7 @@ def names_other_tier(ctx: Context) -> Iterator[Finding]:
     "such as .env.example may stay, with empty values or placeholders",
 )
 def in_dotenv(ctx: Context) -> Iterator[Finding]:
-    root = store.project_dir(ctx)
+    root = secretfiles.project_dir(ctx)
     if root is None:
         return
     for relative in git.tracked(root, *DOTENV_PATTERNS):

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import Edit
 from tests.secrets.helpers import new_key, own_home
 from tiers.checks import Finding, run
-from tiers.checks.store import needed
+from tiers.checks.secretfiles import needed
 from tiers.config import load
 from tiers.config.load import load_text
 from tiers.secrets import Store
