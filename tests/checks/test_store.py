@@ -122,6 +122,16 @@ def test_a_connection_string_naming_another_tiers_database_is_an_error(plyr: Pat
     assert finding.key == "environments.staging.backend.secrets[0]"
 
 
+def test_two_tiers_connection_strings_naming_one_database_are_an_error(plyr: Path) -> None:
+    store = Store(plyr.parent)
+    same = "postgresql://app:{}@ep-one.eu-central-1.aws.neon.tech/neondb"
+    fill(store, "staging", DATABASE_URL=same.format("stg"))
+    fill(store, "production", DATABASE_URL=same.format("prd").replace("postgresql", "postgres"))
+    assert messages(plyr, "secret-names-other-tier") == [
+        "production's DATABASE_URL connects to staging's database or Redis (its DATABASE_URL)"
+    ]
+
+
 def test_values_no_key_here_can_read_are_not_judged(
     plyr: Path, own_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -90,16 +90,31 @@ def reused(ctx: Context) -> Iterator[Finding]:
 def names_other_tier(ctx: Context) -> Iterator[Finding]:
     envs = _in_order(ctx)
     claims = {env.name: _claims(env) for env in envs}
+    earlier: dict[str, tuple[str, str]] = {}  # what earlier tiers' readable secrets connect to
     for env in envs:
-        values = secretfiles.readable(ctx, env.name)
-        for name, value in (values or {}).items():
-            for identity in _identities(value):
-                for other, owned in claims.items():
-                    if other != env.name and identity in owned and identity not in claims[env.name]:
-                        key = secretfiles.needed(env).get(name, ("environments", env.name))
-                        what = owned[identity]
-                        message = f"{env.name}'s {name} connects to {other}'s {what}"
-                        yield ctx.finding(key, message, [env.name, other])
+        values = secretfiles.readable(ctx, env.name) or {}
+        flagged = set()
+        for name, value in values.items():
+            theirs = [i for i in _identities(value) if i not in claims[env.name]]
+            owners = [(o, owned[i]) for i in theirs for o, owned in claims.items() if i in owned]
+            owners += [earlier[i] for i in theirs if i in earlier]
+            if owners:
+                flagged.add(name)
+                other, what = owners[0]
+                key = secretfiles.needed(env).get(name, ("environments", env.name))
+                message = f"{env.name}'s {name} connects to {other}'s {what}"
+                yield ctx.finding(key, message, [env.name, other])
+        for name in [n for n in _connection_secrets(env) if n not in flagged]:
+            for identity in _identities(values.get(name, "")):
+                if not identity.startswith("dbname:"):  # a name alone: neondb is everyone's
+                    earlier.setdefault(identity, (env.name, f"database or Redis (its {name})"))
+
+
+def _connection_secrets(env: Environment) -> list[str]:
+    """The secrets the environment's own database and Redis are read from."""
+    names = [env.database.url_secret if env.database else None]
+    names.append(env.redis.url_secret if env.redis else None)
+    return [name for name in names if name]
 
 
 @rule(
