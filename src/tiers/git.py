@@ -354,3 +354,12 @@ def _repository_problem(stderr: str, cwd: Path) -> str | None:
             "use a directory of a checkout (where tiers.toml is)"
         )
     return None
+
+
+def tracked(cwd: Path, *patterns: str) -> list[str]:
+    """Files git tracks under ``cwd`` matching ``patterns`` (relative paths); none outside git."""
+    try:
+        done = _git("ls-files", "-z", "--", *patterns, cwd=cwd)
+    except UsageError:
+        return []
+    return [name for name in done.stdout.split("\0") if name]

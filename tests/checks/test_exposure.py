@@ -87,7 +87,7 @@ def test_a_password_in_an_env_value_is_a_secret_in_the_file(edit: Edit) -> None:
         "error [secret-in-config] staging backend env DATABASE_URL has a password in its URL"
         in (result.stdout)
     )
-    assert "move the value to the platform's secret store" in result.stdout
+    assert "move the value to the tier's secrets (tiers secrets set ENV NAME)" in result.stdout
     assert "env-overrides-fact" not in result.stdout  # one mistake, one finding
     assert "hunter2" not in result.stdout + result.stderr
 

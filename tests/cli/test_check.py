@@ -8,8 +8,19 @@ from pathlib import Path
 import pytest
 
 from tests.checks.test_rules import BREAKS
+from tests.checks.test_store import stock
 from tests.conftest import Edit, tiers
+from tests.secrets.helpers import own_home
 from tiers.checks import RULES
+from tiers.secrets import Store
+
+__all__ = ["own_home"]  # a home, and so a key, of each test's own
+
+
+@pytest.fixture(autouse=True)
+def secrets_set(plyr: Path, own_home: Path) -> None:
+    """The seed with each tier's secrets set in its store (the store's rules: test_store.py)."""
+    stock(plyr)
 
 
 def test_clean_example_exits_0_and_shows_cookie_scopes(plyr: Path) -> None:
@@ -155,3 +166,18 @@ def test_secrets_in_urls_never_reach_any_output(edit: Edit) -> None:
     assert "secret-in-config" in outputs[0].stdout
     for result in outputs:
         assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_one_value_in_two_tiers_fails_check_until_generate_all(plyr: Path) -> None:
+    store = Store(plyr.parent)
+    for tier in ("staging", "production"):
+        store.set(tier, {"OAUTH_ENCRYPTION_KEY": "the-one-key-both-tiers-use"})
+    result = tiers("check", "--ignore", "platform-not-installed")
+    assert result.returncode == 1
+    assert (
+        "error [secret-reused] staging's OAUTH_ENCRYPTION_KEY and production's "
+        "OAUTH_ENCRYPTION_KEY hold the same value"
+    ) in result.stdout
+    assert "the-one-key-both-tiers-use" not in result.stdout + result.stderr
+    assert tiers("secrets", "generate", "--all", "OAUTH_ENCRYPTION_KEY").returncode == 0
+    assert tiers("check", "--ignore", "platform-not-installed").returncode == 0

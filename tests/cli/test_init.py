@@ -2,12 +2,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from tests.checks.test_store import stock
 from tests.conftest import tiers
 
 
-def test_init_example_then_check_is_clean(tmp_path: Path) -> None:
+def test_init_example_then_check_asks_for_the_secrets_then_is_clean(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path_factory.mktemp("home")  # a key of the test's own, outside the project
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     assert tiers("init", "--example", "plyr").returncode == 0
     assert "# tiers.toml for plyr.fm" in (tmp_path / "tiers.toml").read_text()
+    check = tiers("check")
+    assert check.returncode == 1
+    errors = [line for line in check.stdout.splitlines() if " error [" in line]
+    assert len(errors) == 10  # five secrets in staging and in production
+    assert all(" error [secret-missing] " in line for line in errors)
+    stock(tmp_path / "tiers.toml")
     assert tiers("check").returncode == 0
 
 

@@ -6,10 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.checks.test_store import stock
 from tests.conftest import Edit, tiers
+from tests.secrets.helpers import own_home
 from tiers.config import load
 from tiers.config.templates import text
 from tiers.errors import ConfigError
+
+__all__ = ["own_home"]  # a home, and so a key, of each test's own
 
 
 def error_of(path: Path) -> str:
@@ -190,9 +194,17 @@ def test_bad_input_exits_2_and_changes_nothing(edit: Edit) -> None:
     assert path.read_text() == before
 
 
-def test_the_default_template_is_valid_and_clean(tmp_path: Path) -> None:
+def test_the_default_template_is_valid_and_clean_once_its_secrets_are_set(
+    tmp_path: Path, own_home: Path
+) -> None:
     result = tiers("init")
     assert result.returncode == 0, result.stderr
+    check = tiers("check")
+    assert check.returncode == 1
+    # DATABASE_URL, REDIS_URL and SESSION_KEY, in staging and in production
+    assert check.stdout.count("error [secret-missing]") == 6
+    assert "10 findings (6 errors, 4 warnings)" in check.stdout
+    stock(tmp_path / "tiers.toml")
     check = tiers("check")
     assert check.returncode == 0, check.stdout + check.stderr
     # staging and production on fly.io and Pages, whose drivers are not installed here

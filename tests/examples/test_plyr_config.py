@@ -12,12 +12,21 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plyr"
 CONFIG = EXAMPLE / "tiers.toml"
 
 
-def test_tiers_check_accepts_the_example() -> None:
+def test_tiers_check_accepts_the_example_but_for_its_unset_secret() -> None:
     result = tiers("check", "-c", str(CONFIG))
-    assert result.returncode == 0, result.stdout + result.stderr
-    # the one finding: staging's declared gate, which nothing enforces here yet
+    # its secret has no value in the repository: scripts/demo sets one per tier
+    assert result.returncode == 1, result.stdout + result.stderr
+    for tier in ("staging", "production"):
+        assert (
+            f"error [secret-missing] {tier} needs OAUTH_ENCRYPTION_KEY but "
+            f"secrets/{tier}.yaml does not exist: run `tiers secrets init {tier}`, then "
+            f"`tiers secrets set {tier} OAUTH_ENCRYPTION_KEY`"
+        ) in result.stdout
+    # and staging's declared gate, which nothing enforces here yet
     assert "warning [access-not-enforced] staging declares access.protect" in result.stdout
-    assert result.stdout.rstrip().endswith("1 finding (1 warning) in 3 environments")
+    assert result.stdout.rstrip().endswith("3 findings (2 errors, 1 warning) in 3 environments")
+    ignored = tiers("check", "-c", str(CONFIG), "--ignore", "secret-missing")
+    assert ignored.returncode == 0, ignored.stdout + ignored.stderr
 
 
 def test_three_local_tiers_in_promotion_order() -> None:

@@ -34,7 +34,7 @@ def docs(
 
     if output is not None and check is not None:
         raise UsageError("--output and --check exclude each other; pass one of them")
-    text = render(load(config).config)
+    text = render(load(config).config, config.resolve().parent)
     if check is not None:
         changes = diff(check, text)
         if changes:

@@ -1,5 +1,5 @@
 """The built-in rules; importing this package registers them in ``RULES``."""
 
-from tiers.checks.rules import access, domains, isolation, platforms, promotion, secrets
+from tiers.checks.rules import access, domains, isolation, platforms, promotion, secrets, store
 
-__all__ = ["access", "domains", "isolation", "platforms", "promotion", "secrets"]
+__all__ = ["access", "domains", "isolation", "platforms", "promotion", "secrets", "store"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from tiers.checks.registry import Context, Finding, rule
@@ -10,6 +11,27 @@ from tiers.config import Environment
 from tiers.config.source import Key
 
 SECRET_WORDS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "PRIVATE")
+
+
+_RANDOM = re.compile(r"[A-Za-z0-9+/=_-]{24,}")
+_HEX = re.compile(r"[0-9a-fA-F]{32,}")
+
+
+def looks_secret(name: str, value: str, *, by_name: bool = True) -> str | None:
+    """Why ``NAME=value`` looks like a secret written down, or None.
+
+    A password in a URL, a name with KEY, TOKEN, SECRET… in it (unless ``by_name`` is
+    False), or a value that looks random: 24 or more characters mixing upper case, lower
+    case and digits, or 32 or more hex digits (a UUID, with its dashes, is not one).
+    """
+    if has_password(value):
+        return "has a password in its URL"
+    if by_name and any(word in name.split("_") for word in SECRET_WORDS):
+        return "looks like a secret"
+    mixed = all(any(test(c) for c in value) for test in (str.islower, str.isupper, str.isdigit))
+    if (_RANDOM.fullmatch(value) and mixed) or _HEX.fullmatch(value):
+        return "holds what looks like a random key"
+    return None
 
 
 def _needs_secrets(ctx: Context, service: str) -> bool:
@@ -59,7 +81,7 @@ def differ(ctx: Context) -> Iterator[Finding]:
                 )
 
 
-def _resource_secrets(env: Environment) -> list[tuple[str, Key]]:
+def resource_secrets(env: Environment) -> list[tuple[str, Key]]:
     """Secrets the environment's resources are read from, and where each is named."""
     key: Key = ("environments", env.name)
     found: list[tuple[str, Key]] = []
@@ -87,7 +109,7 @@ def not_provided(ctx: Context) -> Iterator[Finding]:
         if env.local or not declared:
             continue  # a local tier reads .env; undeclared lists are reported on their own
         have = set().union(*declared)
-        for name, key in _resource_secrets(env):
+        for name, key in resource_secrets(env):
             if name not in have:
                 message = f"{env.name} reads {key[2]} from {name}, which no service there declares"
                 yield ctx.finding(key, message, [env.name])
@@ -97,8 +119,8 @@ def not_provided(ctx: Context) -> Iterator[Finding]:
     "secret-in-config",
     "error",
     "A secret value is written in tiers.toml",
-    "move the value to the platform's secret store and name it in secrets (or use "
-    "url_secret); tiers.toml is committed and shown in documents",
+    "move the value to the tier's secrets (tiers secrets set ENV NAME) and name it in "
+    "secrets (or use url_secret); tiers.toml is committed and shown in documents",
 )
 def in_config(ctx: Context) -> Iterator[Finding]:
     for env in ctx.config.environments.values():
@@ -110,11 +132,8 @@ def in_config(ctx: Context) -> Iterator[Finding]:
                 yield ctx.finding((*key, what, "url"), message, [env.name])
         for service, binding in env.services.items():
             for name, value in binding.env.items():
-                if has_password(value):
-                    why = "has a password in its URL"
-                elif any(word in name.split("_") for word in SECRET_WORDS):
-                    why = "looks like a secret"
-                else:
+                why = looks_secret(name, value)
+                if not why:
                     continue
                 message = f"{env.name} {service} env {name} {why}"
                 yield ctx.finding((*key, service, "env", name), message, [env.name])
