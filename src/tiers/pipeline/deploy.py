@@ -22,7 +22,7 @@ from typing import Any
 from tiers.config import Config, Environment
 from tiers.errors import UsageError
 from tiers.git import Repo
-from tiers.pipeline import commit, promotion, recovery, steps
+from tiers.pipeline import commit, delivery, promotion, recovery, steps
 from tiers.pipeline.commit import Shipped
 from tiers.pipeline.report import Reporter
 from tiers.pipeline.run import Run, begin, ending, execute, finish, lock
@@ -31,7 +31,7 @@ from tiers.state import Deployment, StateStore, default_holder
 
 __all__ = ["Pipeline", "Target"]
 
-RUN_ONLY = ("snapshot", "forced", "migration_after", "undoes", "db")
+RUN_ONLY = ("snapshot", "forced", "migration_after", "undoes", "db", "secrets")
 """Manifest keys that describe one run, not the release: a rollback does not inherit them."""
 DbChoice = str  # "keep" | "downgrade" | "restore"
 
@@ -158,6 +158,12 @@ class Pipeline:
         env = self.environment(environment)
         deployed = [i for i in self.platforms.live(env).values() if i.tag]
         if deployed and not env.local:  # a local tier frozen once runs its work tree again
+            # what the deployed release declares, with the values the store holds now
+            repo = Repo.find(self.project_dir)
+            live = deployed[0]
+            self.deliver(
+                commit.config_at(repo, self.config_path, live.commit, live.version).config, env
+            )
             with lock(self, environment, wait=True):
                 self.prepare(env)
                 recovery.repair(self, environment)
@@ -165,6 +171,7 @@ class Pipeline:
                     platform.up(environment)
             return f"up, serving {deployed[0].version}"
         if env.trigger.kind not in ("push", "release") or not _in_git(self.project_dir):
+            self.deliver(self.config, env)
             for platform in self.platforms.serving(env):
                 platform.up(environment)
             return "up, from the work tree"
@@ -219,6 +226,7 @@ class Pipeline:
                 unless_served=unless_served,
             )
         services = self.chosen(env, services)
+        secrets = self.secrets(env, services)  # refused before anything starts
         with lock(self, environment, wait) as lease:
             self.prepare(env)  # the database must answer from here on
             recovery.repair(self, environment)
@@ -230,6 +238,7 @@ class Pipeline:
             if forced is not None:
                 manifest["forced"] = forced
             run = begin(self, env, "deploy", target, manifest, lease)
+            run.secrets = secrets
             self.report.line(f"{environment}: deployment {run.deployment} of {target.version}")
             with ending(self, run):
                 execute(self, run, steps.deploy_plan(self, run, target, services))
@@ -297,6 +306,24 @@ class Pipeline:
     def snapshot_path(self, environment: str, deployment: int) -> Path:
         """Where the database snapshot taken by ``deployment`` is kept."""
         return self.state_dir / "snapshots" / environment / f"{deployment}.dump"
+
+    def secrets(
+        self, env: Environment, services: list[str], config: Config | None = None
+    ) -> dict[str, dict[str, str]]:
+        """Each service's secrets as ``config`` (else this pipeline's) declares them, with
+        the values the store holds now (see ``tiers.pipeline.delivery``); refused when one
+        has none."""
+        config = config or self.config
+        wanted = delivery.declared(config, config.environments[env.name], services)
+        return delivery.read(self.project_dir, env.name, wanted)
+
+    def deliver(self, config: Config, env: Environment) -> None:
+        """Hand the platform of each service of ``env`` its secrets as ``config`` declares
+        them (a deployed release's own tiers.toml, or the work tree's)."""
+        declared = config.environments[env.name]
+        found = [s for s in env.services if s in declared.services]
+        for service, values in self.secrets(env, found, config).items():
+            self.platforms.of(env, service).deliver(env.name, service, values)
 
     def prepare(self, env: Environment) -> None:
         """Everything ``env``'s release runs on, on each of its platforms."""

@@ -30,7 +30,7 @@ from tiers.pipeline.report import Reporter
 from tiers.platforms.base import Platform, available, load_platform
 from tiers.state import Deployment, StateStore
 
-STEPS = ["build", "snapshot", "release", "start", "health", "switch", "drain"]
+STEPS = ["build", "secrets", "snapshot", "release", "start", "health", "switch", "drain"]
 
 
 def journal(project: Path) -> list[str]:
@@ -258,7 +258,16 @@ def test_a_rollback_serves_the_release_before_and_downgrades_after(
     assert entries[1].startswith(f"#2 deploy {v2} ")
     assert entries[1].endswith(": rolled-back; migrations 0001 → 0002")
     steps = [line.split()[0] for line in history[1 : history.index(entries[1])]]
-    assert steps == ["build", "start", "health", "switch", "drain", "snapshot", "downgrade"]
+    assert steps == [
+        "build",
+        "secrets",
+        "start",
+        "health",
+        "switch",
+        "drain",
+        "snapshot",
+        "downgrade",
+    ]
 
 
 @pytest.mark.parametrize("dry_run", [False, True])
