@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tiers.config import Config, Environment
-from tiers.errors import UsageError
+from tiers.errors import OperationError, UsageError
 from tiers.git import Repo
 from tiers.pipeline import commit, delivery, promotion, recovery, steps
 from tiers.pipeline.commit import Shipped
@@ -246,6 +246,34 @@ class Pipeline:
         found = self.store.get(run.deployment)
         assert found is not None
         return found
+
+    def apply(self, environment: str, wait: bool = False) -> tuple[Deployment | None, str]:
+        """Restart ``environment``'s release with the secrets the store holds now: a new
+        deployment of the commit that serves, through every step of a deploy (so not a
+        request fails), whose ``secrets`` step names what changed, by fingerprint. None,
+        and why, when no declared secret changed; an OperationError when nothing was
+        deployed."""
+        self.deployable(environment)
+        last = self.store.last(environment)
+        if last is None or not last.commit:
+            raise OperationError(
+                f"{environment} has no deployment yet; "
+                f"`tiers deploy {environment}` ships one with its secrets"
+            )
+        target = Target(last.version, last.commit, last.version)
+        shipped = self.at(target)
+        wanted = delivery.declared(
+            shipped.config,
+            shipped.environment(environment),
+            shipped.services(shipped.environment(environment)),
+        )
+        now = delivery.fingerprints(self.project_dir, environment, wanted)
+        if (last.manifest or {}).get("secrets", {}) == now:
+            said = ", ".join(now) or "none declared"
+            return None, f"{environment}: no secret changed since deployment {last.id} ({said})"
+        services = (last.manifest or {}).get("services")
+        done = shipped.deploy(environment, target, wait=wait, services=services)
+        return done, ""
 
     def check_promotion(self, env: Environment, target: Target) -> None:
         """What the promotion guarantee refuses (see ``tiers.pipeline.promotion``)."""

@@ -165,14 +165,12 @@ def _secrets(pipeline: Pipeline, run: Run, services: list[str], rollback: bool =
         last = pipeline.store.last(run.env.name)
         before = (last.manifest or {}).get("secrets") if last is not None else None
         changed = delivery.changed(before, now)
-        said = ", ".join(f"{n} {now.get(n) or 'removed'}" for n in changed)
+        if before is None:  # the first record of them
+            return ", ".join(f"{n} {now[n]}" for n in names) + kept
         if changed:
+            said = ", ".join(f"{n} {now.get(n) or 'removed'}" for n in changed)
             return f"secrets changed: {said}{kept}"
-        return (
-            f"{', '.join(names)} unchanged{kept}"
-            if before is not None
-            else f"{', '.join(names)}{kept}"
-        )
+        return f"{', '.join(names)} unchanged{kept}"
 
     said = (
         f"{', '.join(names)} from secrets/{run.env.name}.yaml{kept}" if names else "none declared"
