@@ -7,8 +7,11 @@ real and its processes' environments are read from /proc.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,8 @@ import pytest
 import tomlkit
 
 from tests.conftest import tiers
-from tests.pipeline.example import example_copy, git
+from tests.pipeline.example import example_copy, git, port
+from tests.pipeline.test_commit import Probe
 from tiers.secrets import Store, entries, values
 
 pytest.importorskip("fastapi", reason="the example's dependencies are not installed")
@@ -54,7 +58,7 @@ def app_environ(repo: Path) -> dict[str, str]:
     pid = int(children[0]) if children else shell
     raw = Path(f"/proc/{pid}/environ").read_bytes()
     pairs = [item.partition(b"=") for item in raw.split(b"\0") if item]
-    return {k.decode(): v.decode() for k, _, v in pairs}
+    return {k.decode(): v.decode() for k, _, v in pairs} | {"__PID__": str(pid)}
 
 
 def history(repo: Path) -> list[dict[str, Any]]:
@@ -146,11 +150,14 @@ def test_apply_restarts_the_release_with_the_new_value_and_records_which_changed
     assert same.stdout == f"staging: no secret changed since deployment 1 ({NAME})\n"
     Store(repo).set("staging", {NAME: "rotated-0123456789abcdef"})
     commit = git(repo, "rev-parse", "HEAD")
-    applied = tiers("secrets", "apply", "staging", cwd=repo)
+    with Probe(f"http://localhost:{port(repo, 8002)}") as probe:
+        applied = tiers("secrets", "apply", "staging", cwd=repo)
     assert applied.returncode == 0, applied.stderr
+    assert probe.sent > 10
+    assert probe.failures == []  # the new values came in with no request failing
+    short = git(repo, "rev-parse", "--short", "HEAD")
     assert applied.stdout.splitlines()[-1] == (
-        f"staging: {git(repo, 'rev-parse', '--short', 'HEAD')} ({commit[:12]}) serves with the secrets as they are now; "
-        "deployment 2"
+        f"staging: {short} ({commit[:12]}) serves with the secrets as they are now; deployment 2"
     )
     assert app_environ(repo)[NAME] == "rotated-0123456789abcdef"
     run = history(repo)[0]
@@ -178,3 +185,17 @@ def test_a_rollback_keeps_todays_secrets_and_says_so(repo: Path) -> None:
     secrets = next(s for s in run["steps"] if s["name"] == "secrets")
     assert secrets["detail"].endswith(" (today's values, not those it ran with)")
     assert "today's values, not those it ran with" in back.stdout + back.stderr
+
+
+def test_a_crashed_app_is_restarted_with_its_secrets(repo: Path) -> None:
+    assert tiers("deploy", "staging", cwd=repo).returncode == 0
+    before = app_environ(repo)
+    os.kill(int(before["__PID__"]), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    after = before
+    while after["__PID__"] == before["__PID__"]:
+        assert time.monotonic() < deadline, "the supervisor did not restart the app"
+        time.sleep(0.2)
+        with contextlib.suppress(StopIteration, OSError):  # between two lives
+            after = app_environ(repo)
+    assert after[NAME] == values(repo, "staging")[NAME]

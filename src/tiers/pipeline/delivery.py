@@ -19,9 +19,10 @@ from pathlib import Path
 
 from tiers.config import Config, Environment
 from tiers.errors import OperationError
+from tiers.platforms.base import Platform
 from tiers.secrets import Store
 
-__all__ = ["changed", "declared", "fingerprints", "read"]
+__all__ = ["changed", "declared", "deliver_local", "fingerprints", "read"]
 
 Wanted = dict[str, dict[str, str]]
 """service → (variable its processes get → the secret that holds its value)."""
@@ -82,6 +83,14 @@ def changed(before: dict[str, str] | None, now: dict[str, str]) -> list[str]:
     if before is None:
         return []
     return sorted(n for n in {*before, *now} if before.get(n) != now.get(n))
+
+
+def deliver_local(platform: Platform, config: Config, project_dir: Path, environment: str) -> None:
+    """Hand ``platform`` the secrets of each of ``environment``'s services it runs."""
+    env = config.environments[environment]
+    ours = [s for s, b in env.services.items() if b.platform == platform.name]
+    for service, values in read(project_dir, environment, declared(config, env, ours)).items():
+        platform.deliver(environment, service, values)
 
 
 def _users(wanted: Wanted, name: str) -> str:
