@@ -7,6 +7,10 @@ deploy's plan (``steps``) step by step, recorded (``run``). A deploy killed outr
 leaves its record ``running`` with nobody holding its lock; the next deploy or rollback
 reports it as interrupted, stops what it had started and carries on.
 
+Each service's declared secrets are read from the store before anything starts (a
+missing one refuses the deploy, naming it) and handed to its platform by the plan's
+``secrets`` step (``delivery``); ``apply`` redeploys the serving commit when they changed.
+
 >>> pipeline = Pipeline(config, Path("tiers.toml"), store, Reporter(live=False))  # doctest: +SKIP
 >>> pipeline.deploy("staging", ref="main")
 """
