@@ -12,6 +12,7 @@ import fcntl
 import os
 import random
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -23,12 +24,15 @@ from pathlib import Path
 import tomlkit
 
 from tests.conftest import tiers
+from tiers.config import load
 from tiers.platforms.local.ports import port_in_use
+from tiers.secrets import Store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plyr"
 # Below the kernel's ephemeral range (32768+), so no free_port() pick lands on one.
 _RANGE = range(20000, 32000)
 _PORTS: dict[Path, dict[int, int]] = {}
+_KEY_VARIABLES = ("XDG_CONFIG_HOME", "SOPS_AGE_KEY", "SOPS_AGE_KEY_FILE", "SOPS_AGE_KEY_CMD")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -97,6 +101,10 @@ def example_copy(
     with reserved_ports(len(used)) as free:
         _PORTS[project] = dict(zip(used, free, strict=True))
         config.write_text(re.sub(r":(\d{4,5})\b", lambda m: f":{port(project, int(m[1]))}", text))
+        keys = _own_keys(top)
+        _give_secrets(project)
+        if (made := top / "config" / "tiers" / "keys.txt").exists():
+            os.environ["SOPS_AGE_KEY_FILE"] = str(made)  # wherever XDG_CONFIG_HOME moves
         if commit:
             (project / ".gitignore").write_text(".tiers/\n__pycache__/\n")
             git(project, "init", "-q", "-b", "main")
@@ -106,10 +114,41 @@ def example_copy(
             yield project
         finally:
             tiers("down", cwd=project)
+            keys.close()
             for pid in _working_in(top):  # a failed test must not leave a process behind
                 os.kill(pid, signal.SIGKILL)
             del _PORTS[project]
             shutil.rmtree(top, ignore_errors=True)
+
+
+def _own_keys(top: Path) -> contextlib.ExitStack:
+    """Age keys of the copy's own (in ``top``), never the user's, until it is closed."""
+    held = contextlib.ExitStack()
+    saved = {name: os.environ.get(name) for name in _KEY_VARIABLES}
+    for name in _KEY_VARIABLES:
+        os.environ.pop(name, None)
+    os.environ["XDG_CONFIG_HOME"] = str(top / "config")
+
+    @held.callback
+    def restore() -> None:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    return held
+
+
+def _give_secrets(project: Path) -> None:
+    """A distinct random value for each secret each tier declares (the key: this test's)."""
+    config = load(project / "tiers.toml").config
+    store = Store(project)
+    for env in config.environments.values():
+        names = sorted({n for b in env.services.values() for n in b.secrets or []})
+        if names:
+            store.init(env.name)
+            store.set(env.name, {name: secrets.token_hex(16) for name in names})
 
 
 def _working_in(top: Path) -> list[int]:

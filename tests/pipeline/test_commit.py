@@ -246,10 +246,10 @@ def test_a_downgrade_runs_after_the_old_code_serves_and_never_under_the_new(repo
     lines = plan.stdout.splitlines()
     assert lines[0].startswith("rollback staging: ") and lines[0].endswith(", --db downgrade")
     assert [line.split()[0] for line in lines[1:]] == [
-        "build", "start", "health", "switch", "drain", "then", "snapshot", "downgrade"
+        "build", "secrets", "start", "health", "switch", "drain", "then", "snapshot", "downgrade"
     ]  # fmt: skip
-    assert lines[6] == "then the database of staging down to 0003"
-    assert lines[8] == (
+    assert lines[7] == "then the database of staging down to 0003"
+    assert lines[9] == (
         "  downgrade backend: python -m alembic downgrade $TIERS_MIGRATION_TARGET "
         "(TIERS_MIGRATION_TARGET=0003)"
     )
@@ -265,6 +265,7 @@ def test_a_downgrade_runs_after_the_old_code_serves_and_never_under_the_new(repo
     run = history(repo)[0]
     assert [s["name"] for s in run["steps"]] == [
         "build",
+        "secrets",
         "start",
         "health",
         "switch",

@@ -197,6 +197,7 @@ def test_deploys_the_commit_and_records_every_step(repo: Path) -> None:
     steps = [s["name"] for s in runs[0]["steps"]]
     assert steps == [
         "build",
+        "secrets",
         "snapshot",
         "release",
         "start",

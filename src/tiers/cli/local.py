@@ -199,6 +199,9 @@ def dev(
     unknown = [s for s in with_ or [] if s not in model.services]
     if unknown:
         raise UsageError(f"--with {unknown[0]}: no such service")
+    from tiers.pipeline.delivery import deliver_local
+
+    deliver_local(platform, model, config.resolve().parent, name)  # refused before it starts
     since = platform.log_position(name)  # what an earlier run wrote is not shown again
     try:
         platform.up(name, with_optional=tuple(with_ or ()))

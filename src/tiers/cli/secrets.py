@@ -287,6 +287,35 @@ def run(
     exec_with(_store(config).values(environment), command or [])
 
 
+@secrets_app.command()
+def apply(
+    environment: Env,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Wait for a deploy that holds the lock.")
+    ] = False,
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: io.StateOption = None,
+) -> None:
+    """Restart ENV's release with the secrets as they are now, with no request failing.
+
+    A new deployment of the commit that serves, through every deploy step; its history
+    names the secrets that changed, with their fingerprints (never their values).
+    """
+    from tiers.cli.deploy import _interrupt_on_sigterm, pipeline_for
+
+    pipeline = pipeline_for(config, state)
+    pipeline.environment(environment)
+    _interrupt_on_sigterm()
+    done, why = pipeline.apply(environment, wait=wait)
+    if done is None:
+        io.out(why)
+        return
+    io.out(
+        f"{environment}: {done.version} ({(done.commit or '')[:12]}) serves with the "
+        f"secrets as they are now; deployment {done.id}"
+    )
+
+
 @secrets_app.command("diff")
 def diff(
     a: Annotated[str, typer.Argument(metavar="A", help="An environment.")],

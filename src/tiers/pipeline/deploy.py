@@ -7,6 +7,10 @@ deploy's plan (``steps``) step by step, recorded (``run``). A deploy killed outr
 leaves its record ``running`` with nobody holding its lock; the next deploy or rollback
 reports it as interrupted, stops what it had started and carries on.
 
+Each service's declared secrets are read from the store before anything starts (a
+missing one refuses the deploy, naming it) and handed to its platform by the plan's
+``secrets`` step (``delivery``); ``apply`` redeploys the serving commit when they changed.
+
 >>> pipeline = Pipeline(config, Path("tiers.toml"), store, Reporter(live=False))  # doctest: +SKIP
 >>> pipeline.deploy("staging", ref="main")
 """
@@ -20,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from tiers.config import Config, Environment
-from tiers.errors import UsageError
+from tiers.errors import OperationError, UsageError
 from tiers.git import Repo
-from tiers.pipeline import commit, promotion, recovery, steps
+from tiers.pipeline import commit, delivery, promotion, recovery, steps
 from tiers.pipeline.commit import Shipped
 from tiers.pipeline.report import Reporter
 from tiers.pipeline.run import Run, begin, ending, execute, finish, lock
@@ -31,7 +35,7 @@ from tiers.state import Deployment, StateStore, default_holder
 
 __all__ = ["Pipeline", "Target"]
 
-RUN_ONLY = ("snapshot", "forced", "migration_after", "undoes", "db")
+RUN_ONLY = ("snapshot", "forced", "migration_after", "undoes", "db", "secrets")
 """Manifest keys that describe one run, not the release: a rollback does not inherit them."""
 DbChoice = str  # "keep" | "downgrade" | "restore"
 
@@ -158,6 +162,12 @@ class Pipeline:
         env = self.environment(environment)
         deployed = [i for i in self.platforms.live(env).values() if i.tag]
         if deployed and not env.local:  # a local tier frozen once runs its work tree again
+            # what the deployed release declares, with the values the store holds now
+            repo = Repo.find(self.project_dir)
+            live = deployed[0]
+            self.deliver(
+                commit.config_at(repo, self.config_path, live.commit, live.version).config, env
+            )
             with lock(self, environment, wait=True):
                 self.prepare(env)
                 recovery.repair(self, environment)
@@ -165,6 +175,7 @@ class Pipeline:
                     platform.up(environment)
             return f"up, serving {deployed[0].version}"
         if env.trigger.kind not in ("push", "release") or not _in_git(self.project_dir):
+            self.deliver(self.config, env)
             for platform in self.platforms.serving(env):
                 platform.up(environment)
             return "up, from the work tree"
@@ -219,6 +230,7 @@ class Pipeline:
                 unless_served=unless_served,
             )
         services = self.chosen(env, services)
+        secrets = self.secrets(env, services)  # refused before anything starts
         with lock(self, environment, wait) as lease:
             self.prepare(env)  # the database must answer from here on
             recovery.repair(self, environment)
@@ -230,6 +242,7 @@ class Pipeline:
             if forced is not None:
                 manifest["forced"] = forced
             run = begin(self, env, "deploy", target, manifest, lease)
+            run.secrets = secrets
             self.report.line(f"{environment}: deployment {run.deployment} of {target.version}")
             with ending(self, run):
                 execute(self, run, steps.deploy_plan(self, run, target, services))
@@ -237,6 +250,34 @@ class Pipeline:
         found = self.store.get(run.deployment)
         assert found is not None
         return found
+
+    def apply(self, environment: str, wait: bool = False) -> tuple[Deployment | None, str]:
+        """Restart ``environment``'s release with the secrets the store holds now: a new
+        deployment of the commit that serves, through every step of a deploy (so not a
+        request fails), whose ``secrets`` step names what changed, by fingerprint. None,
+        and why, when no declared secret changed; an OperationError when nothing was
+        deployed."""
+        self.deployable(environment)
+        last = self.store.last(environment)
+        if last is None or not last.commit:
+            raise OperationError(
+                f"{environment} has no deployment yet; "
+                f"`tiers deploy {environment}` ships one with its secrets"
+            )
+        target = Target(last.version, last.commit, last.version)
+        shipped = self.at(target)
+        wanted = delivery.declared(
+            shipped.config,
+            shipped.environment(environment),
+            shipped.services(shipped.environment(environment)),
+        )
+        now = delivery.fingerprints(self.project_dir, environment, wanted)
+        if (last.manifest or {}).get("secrets", {}) == now:
+            said = ", ".join(now) or "none declared"
+            return None, f"{environment}: no secret changed since deployment {last.id} ({said})"
+        services = (last.manifest or {}).get("services")
+        done = shipped.deploy(environment, target, wait=wait, services=services)
+        return done, ""
 
     def check_promotion(self, env: Environment, target: Target) -> None:
         """What the promotion guarantee refuses (see ``tiers.pipeline.promotion``)."""
@@ -297,6 +338,24 @@ class Pipeline:
     def snapshot_path(self, environment: str, deployment: int) -> Path:
         """Where the database snapshot taken by ``deployment`` is kept."""
         return self.state_dir / "snapshots" / environment / f"{deployment}.dump"
+
+    def secrets(
+        self, env: Environment, services: list[str], config: Config | None = None
+    ) -> dict[str, dict[str, str]]:
+        """Each service's secrets as ``config`` (else this pipeline's) declares them, with
+        the values the store holds now (see ``tiers.pipeline.delivery``); refused when one
+        has none."""
+        config = config or self.config
+        wanted = delivery.declared(config, config.environments[env.name], services)
+        return delivery.read(self.project_dir, env.name, wanted)
+
+    def deliver(self, config: Config, env: Environment) -> None:
+        """Hand the platform of each service of ``env`` its secrets as ``config`` declares
+        them (a deployed release's own tiers.toml, or the work tree's)."""
+        declared = config.environments[env.name]
+        found = [s for s in env.services if s in declared.services]
+        for service, values in self.secrets(env, found, config).items():
+            self.platforms.of(env, service).deliver(env.name, service, values)
 
     def prepare(self, env: Environment) -> None:
         """Everything ``env``'s release runs on, on each of its platforms."""

@@ -65,6 +65,8 @@ def rollback(
             f"to {run.release.version}"
         )
         with ending(older, run):
+            # today's values for what the older release declares: never a rotated one back
+            run.secrets = older.secrets(run.env, older.services(run.env))
             execute(older, run, plan.serve)
             older.store.finish(
                 current.id, "rolled-back", error=f"rolled back by deployment {run.deployment}"

@@ -57,6 +57,8 @@ class Run:
     replaced: dict[str, Instance] = field(default_factory=dict)
     """What served before the switch, to drain."""
     snapshot: databases.Snapshot | None = None
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    """Each service's secrets (variable → value), read before the run began; in memory."""
 
 
 @contextlib.contextmanager

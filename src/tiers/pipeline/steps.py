@@ -1,14 +1,18 @@
 """The steps of a deploy and of a rollback, as plans: what each says, does and undoes.
 
-A deploy: build → snapshot → release → start → health → switch → drain. Before the
-switch, any failure leaves the old version serving: the new one is stopped and the
-database restored from the snapshot when the failed step changed its schema (or, after
-a failed health check, unless every migration applied says ``COMPATIBLE = True``).
+A deploy: build → secrets → snapshot → release → start → health → switch → drain.
+Before the switch, any failure leaves the old version serving: the new one is stopped
+and the database restored from the snapshot when the failed step changed its schema
+(or, after a failed health check, unless every migration applied says
+``COMPATIBLE = True``).
 Every service is started and healthy before any is switched, APIs before frontends, so
 a frontend never goes live in front of a backend that is not.
 
-A rollback: build (reused) → start → health → switch → drain, then the database as
-``--db`` says: a downgrade runs under the old code, snapshotted first.
+A rollback: build (reused) → secrets → start → health → switch → drain, then the
+database as ``--db`` says: a downgrade runs under the old code, snapshotted first. The
+secrets step hands each platform the tier's secrets as the store holds them now (a
+rollback too: a rolled-back release never brings back a rotated value) and records
+which changed since the last deployment, by name and fingerprint, never by value.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import TYPE_CHECKING
 from tiers.config.model import redact
 from tiers.errors import OperationError
 from tiers.git import Repo
+from tiers.pipeline import delivery
 from tiers.pipeline.plan import Plan, Step
 from tiers.pipeline.run import Run, failed, finish, head_of, recorded, restore
 from tiers.platforms.base import Release
@@ -35,7 +40,7 @@ def deploy_plan(pipeline: Pipeline, run: Run, target: Target, services: list[str
     title = (
         f"deploy {run.env.name}: {target.ref} → {target.commit[:12]} as version {target.version}"
     )
-    plan = Plan(title, [_build(pipeline, run, services)])
+    plan = Plan(title, [_build(pipeline, run, services), _secrets(pipeline, run, services)])
     if run.db_url:
         plan.steps.append(_snapshot(pipeline, run))
     plan.steps.append(_release(pipeline, run, services))
@@ -51,7 +56,14 @@ def rollback_plan(
         f"rollback {run.env.name}: {current.version} → {run.release.version} "
         f"({run.release.commit[:12]}), --db {db}"
     )
-    return Plan(title, [_build(pipeline, run, services), *_serve(pipeline, run, services)])
+    return Plan(
+        title,
+        [
+            _build(pipeline, run, services),
+            _secrets(pipeline, run, services, rollback=True),
+            *_serve(pipeline, run, services),
+        ],
+    )
 
 
 def downgrade_plan(
@@ -79,6 +91,8 @@ def downgrade_plan(
             artifact = platform.build(service, source)
             release = Release(current.version, current.commit or "")
             target = {"TIERS_MIGRATION_TARGET": to}
+            secrets = newer.secrets(env, [service])[service]  # as current declares, today's
+            platform.deliver(run.env.name, service, secrets)
             platform.run(run.env.name, service, release, artifact, command, target)
         return f"migration head {head_of(run.db_url) or 'none'}"
 
@@ -133,6 +147,35 @@ def _build(pipeline: Pipeline, run: Run, services: list[str]) -> Step:
 
     built = "; ".join(_said(pipeline, run, services, "build")) or "nothing to build"
     return Step("build", f"export {short} to .tiers/releases/; {built}", act)
+
+
+def _secrets(pipeline: Pipeline, run: Run, services: list[str], rollback: bool = False) -> Step:
+    wanted = delivery.declared(pipeline.config, run.env, services)
+    names = delivery.names(wanted)
+    kept = " (today's values, not those it ran with)" if rollback else ""
+
+    def act() -> str:
+        for service in services:
+            values = run.secrets.get(service, {})
+            pipeline.platforms.of(run.env, service).deliver(run.env.name, service, values)
+        if not names:
+            return "none declared"
+        now = delivery.fingerprints(pipeline.project_dir, run.env.name, wanted)
+        run.manifest["secrets"] = now
+        last = pipeline.store.last(run.env.name)
+        before = (last.manifest or {}).get("secrets") if last is not None else None
+        changed = delivery.changed(before, now)
+        if before is None:  # the first record of them
+            return ", ".join(f"{n} {now[n]}" for n in names) + kept
+        if changed:
+            said = ", ".join(f"{n} {now.get(n) or 'removed'}" for n in changed)
+            return f"secrets changed: {said}{kept}"
+        return f"{', '.join(names)} unchanged{kept}"
+
+    said = (
+        f"{', '.join(names)} from secrets/{run.env.name}.yaml{kept}" if names else "none declared"
+    )
+    return Step("secrets", said, act)
 
 
 def _snapshot(pipeline: Pipeline, run: Run) -> Step:

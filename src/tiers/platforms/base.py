@@ -3,9 +3,10 @@ platform (local, fly, Cloudflare Pages, Kubernetes, ...), and the registry that 
 
 A platform knows how to run a service of one environment: provision what it owns for
 the environment, build an artifact from an exported commit, run a one-off command with
-the environment's configuration, start a version beside the live one, say when it is
-healthy, switch traffic to it, drain and stop the old one, say what is live, show logs
-and report status. It never decides *when*: the pipeline does, and records every step.
+the environment's configuration, deliver its secrets, start a version beside the live
+one, say when it is healthy, switch traffic to it, drain and stop the old one, say what
+is live, show logs and report status. It never decides *when*: the pipeline does, and
+records every step.
 A step a platform cannot do it says so (Cloudflare Pages has no one-off command: its
 ``run`` raises PlatformError naming that), and the pipeline does not guess.
 
@@ -38,6 +39,9 @@ started through an HTTP API (what fly.io's Machines do)::
             image = self.api.build_image(source)   # a remote builder, from the exported commit
             return Artifact(image, f"built {image}")
 
+        def deliver(self, environment, service, values) -> None:
+            self.api.stage_secrets(self.app(environment, service), values)  # --stage
+
         def run(self, environment, service, release, artifact, command, extra=None) -> str:
             return self.api.run_release_machine(artifact.ref, command, extra or {})
 
@@ -63,6 +67,7 @@ the part that failed and why; nothing else may escape.
 
 >>> platform = load_platform("local")(config, Path("."))          # doctest: +SKIP
 >>> artifact = platform.build("backend", exported)
+>>> platform.deliver("staging", "backend", {"OAUTH_ENCRYPTION_KEY": "..."})
 >>> new = platform.start("staging", "backend", release, artifact, tag="12")
 >>> platform.wait_healthy(new, timeout=60)
 >>> old = platform.switch(new)
@@ -198,6 +203,23 @@ class Platform(Protocol):
         """Build ``service`` from ``source`` (the exported commit, never the work tree).
         Reusing an earlier build while its inputs are unchanged is encouraged."""
 
+    def deliver(self, environment: str, service: str, values: dict[str, str]) -> None:
+        """Make ``values`` (variable name → plaintext) the secrets every process and
+        one-off command of ``service`` in ``environment`` that ``run``, ``start`` or ``up``
+        starts from now on gets, beside :func:`~tiers.platforms.runtime.process_env`'s
+        variables, and nothing else: they replace what was delivered before.
+
+        The pipeline calls it before any of those, in every deploy, rollback, ``tiers up``
+        and ``tiers secrets apply``, with exactly the secrets the binding declares
+        (``secrets = [...]``, and a ``url_secret`` under the name ``vars`` gives its fact),
+        decrypted in memory from the tier's store as it is today (so a rolled-back release
+        gets today's values). What runs already keeps what it had until it is restarted;
+        a build gets none. The values must never be written in plaintext where the
+        platform keeps state: the local platform keeps them in memory (its own and its
+        supervisor's), fly stages them as app secrets (``fly secrets set --stage``),
+        Kubernetes as the Deployment's Secret, Pages as the project's environment
+        variables. An empty ``values`` delivers none."""
+
     def run(
         self,
         environment: str,
@@ -208,7 +230,8 @@ class Platform(Protocol):
         extra: dict[str, str] | None = None,
     ) -> str:
         """Run a one-off ``command`` (the release command, a downgrade) of ``release`` with
-        the environment's configuration and secrets, plus ``extra`` variables; its output.
+        the environment's configuration and the secrets last delivered for the service,
+        plus ``extra`` variables; its output.
         It runs in the service's ``root`` of the artifact's ``source``, with the variables
         :func:`tiers.platforms.runtime.process_env` names (as every process of the service
         gets them). A non-zero exit raises PlatformError with the output's end."""
@@ -216,7 +239,8 @@ class Platform(Protocol):
     def start(
         self, environment: str, service: str, release: Release, artifact: Artifact, tag: str
     ) -> Instance:
-        """Start ``release`` of ``service`` beside the live instance, taking no traffic."""
+        """Start ``release`` of ``service`` beside the live instance, taking no traffic;
+        its processes get the secrets last delivered for the service."""
 
     def wait_healthy(self, instance: Instance, timeout: float) -> None:
         """Return once ``instance`` is healthy (its health path answers 2xx, its processes
@@ -247,7 +271,8 @@ class Platform(Protocol):
         self, environment: str, release: Release | None = None, with_optional: tuple[str, ...] = ()
     ) -> None:
         """Start what ``environment`` needs and return once it serves: a live release keeps
-        serving (restarted if it stopped), otherwise the work tree runs. Raises
+        serving (restarted if it stopped), otherwise the work tree runs; what it starts
+        gets the secrets last delivered. Raises
         PlatformError naming the part that failed and why, having stopped what it started;
         other environments are left alone."""
 

@@ -30,7 +30,7 @@ from tiers.pipeline.report import Reporter
 from tiers.platforms.base import Platform, available, load_platform
 from tiers.state import Deployment, StateStore
 
-STEPS = ["build", "snapshot", "release", "start", "health", "switch", "drain"]
+STEPS = ["build", "secrets", "snapshot", "release", "start", "health", "switch", "drain"]
 
 
 def journal(project: Path) -> list[str]:
@@ -108,6 +108,7 @@ def test_a_dry_run_plans_the_steps_on_both_platforms_and_changes_nothing(project
     assert done.stdout.splitlines() == [
         f"deploy staging: main → {head[:12]} as version {head[:7]}",
         f"  build     export {head[:12]} to .tiers/releases/; nothing to build",
+        "  secrets   none declared",
         f"  snapshot  sqlite:///{db}",
         "  release   backend: python -m alembic upgrade head",
         "  start     backend: an instance on memory; frontend: an instance on memory-cdn, "
@@ -134,7 +135,8 @@ def test_a_deploy_runs_every_step_on_each_platform_and_records_them(project: Pat
     steps = [line.split() for line in history[1:]]
     assert [(s[0], s[1]) for s in steps] == [(name, "ok") for name in STEPS]
     assert history[1].endswith("backend built on memory; frontend built on memory-cdn")
-    assert history[3].endswith("migration head 0001")
+    assert history[2].endswith("none declared")
+    assert history[4].endswith("migration head 0001")
 
     assert serving(project) == {"backend": v1, "frontend": v1}
     assert started(project) == ["backend@1", "frontend@1"]
@@ -184,6 +186,7 @@ def test_a_failing_release_command_keeps_the_old_version_and_restores_the_databa
     assert (recorded.id, recorded.state) == (2, "failed")
     assert [(s.name, s.outcome) for s in recorded.steps] == [
         ("build", "ok"),
+        ("secrets", "ok"),
         ("snapshot", "ok"),
         ("release", "failed"),
         ("restore", "ok"),
@@ -258,7 +261,16 @@ def test_a_rollback_serves_the_release_before_and_downgrades_after(
     assert entries[1].startswith(f"#2 deploy {v2} ")
     assert entries[1].endswith(": rolled-back; migrations 0001 → 0002")
     steps = [line.split()[0] for line in history[1 : history.index(entries[1])]]
-    assert steps == ["build", "start", "health", "switch", "drain", "snapshot", "downgrade"]
+    assert steps == [
+        "build",
+        "secrets",
+        "start",
+        "health",
+        "switch",
+        "drain",
+        "snapshot",
+        "downgrade",
+    ]
 
 
 @pytest.mark.parametrize("dry_run", [False, True])

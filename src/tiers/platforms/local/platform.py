@@ -57,6 +57,8 @@ class LocalPlatform:
         self.project_dir = project_dir.resolve()
         self.state = self.project_dir / ".tiers" / "local"
         self.supervisor = SupervisorClient(self.state / "supervisor.sock")
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {}
+        """What ``deliver`` gave each (environment, service): in memory, never on disk."""
 
     # -- parts ------------------------------------------------------------------------------
 
@@ -402,6 +404,12 @@ class LocalPlatform:
             "drain": spec.processes and f"SIGTERM, SIGKILL after {spec.drain_timeout:g}s",
         }
         return {step: text for step, text in said.items() if text}
+
+    def deliver(self, environment: str, service: str, values: dict[str, str]) -> None:
+        """Keep ``values`` in this process's memory; each process started from now on gets
+        them in its environment through the supervisor's socket (which keeps them in memory
+        to restart it), each one-off command directly. Nothing is written under .tiers/."""
+        self.secrets[(environment, service)] = dict(values)
 
     def build(self, service: str, source: Path) -> Artifact:
         """The service's build into a virtualenv kept while its lock file is unchanged."""

@@ -110,11 +110,18 @@ class LocalReleases:
     # -- run --------------------------------------------------------------------------------
 
     def variables(
-        self, environment: str, service: str, release: Release, venv: Path | None, port: int | None
+        self,
+        environment: str,
+        service: str,
+        release: Release,
+        venv: Path | None,
+        port: int | None,
+        secrets: bool = True,
     ) -> dict[str, str]:
         """All a process (or release command) of ``service`` gets: the declared facts,
-        ``TIERS_*``, ``PORT``, the binding's ``env``, PATH (its virtualenv's ``bin`` first)
-        and HOME, LANG, LC_ALL and TZ; nothing else of the caller's environment."""
+        ``TIERS_*``, ``PORT``, the binding's ``env``, the secrets delivered for it (unless
+        ``secrets`` is false), PATH (its virtualenv's ``bin`` first) and HOME, LANG, LC_ALL
+        and TZ; nothing else of the caller's environment."""
         platform = self.platform
         env = self.config.environments[environment]
         sqlite = platform.sqlite(env)
@@ -127,7 +134,8 @@ class LocalReleases:
             bucket=lambda _role, name: str(platform.bucket_dir(env, name)),
             database_url=f"sqlite:///{sqlite}" if sqlite else None,
         )
-        return {**_passed(), **variables, **_path_env(venv)}
+        delivered = platform.secrets.get((environment, service), {}) if secrets else {}
+        return {**_passed(), **variables, **delivered, **_path_env(venv)}
 
     def release_command(
         self, environment: str, service: str, release: Release, source: Path, venv: Path | None
@@ -198,7 +206,8 @@ class LocalReleases:
                 names.append(name)
             return Instance(**{**asdict(base), "processes": tuple(names), "port": port})
         if spec.kind == "frontend" and binding.url:
-            variables = self.variables(environment, service, release, None, None)
+            # a site's files are public: no secret goes near them
+            variables = self.variables(environment, service, release, None, None, False)
             site = self._site(environment, service, source, variables, tag)
             return Instance(**{**asdict(base), "site": str(site)})
         return base

@@ -6,6 +6,8 @@ answering HTTP + JSON on the Unix socket ``ROOT/supervisor.sock``:
 - ``GET /processes``: every process with its state, pid, restarts, exit code and
   uptime (seconds since it last started);
 - ``PUT /processes/NAME`` with ``{"command", "cwd", "env", "restart"}``: (re)start it;
+  ``env`` (the tier's secrets among it) is kept in memory only, to restart the process
+  with, and never written to disk nor answered back;
 - ``DELETE /processes/NAME``: stop it (SIGTERM to its process group, then SIGKILL);
 - ``GET /logs/NAME?lines=N``: the last lines of its log (``ROOT/logs/NAME.log``).
 

@@ -48,6 +48,7 @@ class MemoryPlatform:
         self.config = config
         self.project_dir = project_dir.resolve()
         self.home = self.project_dir / ".tiers" / self.name
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {}  # in memory, never on disk
 
     # -- the environment ---------------------------------------------------------------------
 
@@ -95,6 +96,9 @@ class MemoryPlatform:
         self._note("build", service, source.name)
         return Artifact(str(built), f"built on {self.name}", str(source))
 
+    def deliver(self, environment: str, service: str, values: dict[str, str]) -> None:
+        self.secrets[(environment, service)] = dict(values)
+
     def run(
         self,
         environment: str,
@@ -106,7 +110,8 @@ class MemoryPlatform:
     ) -> str:
         if not artifact.source:
             raise PlatformError(f"{self.name}: cannot run {command!r}: no release source")
-        env = self._process_env(environment, service, release) | (extra or {})
+        env = self._process_env(environment, service, release)
+        env |= self.secrets.get((environment, service), {}) | (extra or {})
         root = Path(artifact.source) / self._spec(service).root
         self._note("run", environment, service, release.version, command)
         return self._command(root, command, env, f"{service}'s {command!r} in {environment}")
