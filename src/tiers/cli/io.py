@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from tiers.redaction import clean
+
 ConfigOption = Annotated[
     Path,
     typer.Option(
@@ -40,7 +42,7 @@ def console(stderr: bool = False) -> Any:
 def out(text: str) -> None:
     """Print plain text exactly as given (no markup interpretation)."""
     results.written = True
-    console().print(text, markup=False)
+    console().print(clean(text), markup=False)
 
 
 class _Results:
@@ -54,13 +56,13 @@ results = _Results()
 def error(message: str, prefix: str = "error") -> None:
     """Each line on stderr as ``error: ...`` (or ``warning: ...``)."""
     style = "red" if prefix == "error" else "yellow"
-    for line in message.splitlines() or [""]:
+    for line in clean(message).splitlines() or [""]:
         console(stderr=True).print(f"{prefix}: {line}", markup=False, style=style)
 
 
 def raw(text: str) -> None:
     """Print a line that may carry its own ANSI colours, and flush it at once."""
-    print(text, flush=True)
+    print(clean(text), flush=True)
 
 
 def colour() -> bool:

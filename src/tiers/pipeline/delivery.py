@@ -20,6 +20,7 @@ from pathlib import Path
 from tiers.config import Config, Environment
 from tiers.errors import OperationError
 from tiers.platforms.base import Platform
+from tiers.redaction import register
 from tiers.secrets import Store
 
 __all__ = ["changed", "declared", "deliver_local", "fingerprints", "read"]
@@ -65,6 +66,7 @@ def read(project_dir: Path, environment: str, wanted: Wanted) -> dict[str, dict[
                 for name in missing
             )
         )
+    register(held[name] for name in needed)  # masked in everything tiers writes from now on
     return {s: {var: held[name] for var, name in each.items()} for s, each in wanted.items()}
 
 

@@ -29,6 +29,7 @@ from typing import Any, Self
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from tiers.redaction import clean
 from tiers.state import database
 from tiers.state.lock import Lease, LockInfo, current
 from tiers.state.records import KINDS, OUTCOMES, STATES, Deployment, Kind, Outcome, State, Step
@@ -143,7 +144,7 @@ class StateStore:
             connection.execute(
                 steps.update()
                 .where(steps.c.id == step_id)
-                .values(outcome=outcome, duration_ms=duration_ms, detail=detail)
+                .values(outcome=outcome, duration_ms=duration_ms, detail=_clean(detail))
             )
 
     def record_step(
@@ -183,7 +184,7 @@ class StateStore:
     ) -> None:
         """Record the deployment's end state (anything but ``running``)."""
         _check(state, STATES[1:], "end state")
-        changes: dict[str, Any] = {"state": state, "error": error}
+        changes: dict[str, Any] = {"state": state, "error": _clean(error)}
         if migration_after is not None:
             changes["migration_after"] = migration_after
         if manifest is not None:
@@ -310,3 +311,8 @@ def _deployment(row: Any, recorded: list[Step]) -> Deployment:
     fields = dict(row._mapping)  # noqa: SLF001
     fields["manifest"] = dict(fields["manifest"] or {})
     return Deployment(**fields, steps=recorded)
+
+
+def _clean(text: str | None) -> str | None:
+    """A secret value this process was given never goes into a record."""
+    return clean(text) if text else text

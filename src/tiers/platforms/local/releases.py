@@ -45,6 +45,7 @@ from tiers.platforms.base import Instance
 from tiers.platforms.local.ports import free_port, http_ok
 from tiers.platforms.local.supervisor import GUARDED, die_with_parent
 from tiers.platforms.runtime import Release, process_env
+from tiers.redaction import clean
 
 if TYPE_CHECKING:
     from tiers.platforms.local.platform import LocalPlatform
@@ -391,7 +392,7 @@ def run_command(
                 raise PlatformError(f"{what}: `{command}` ran past {BUILD_TIMEOUT}s") from None
             raise
     if shell.returncode != 0:
-        last = "\n".join(output.splitlines()[-_LOG_LINES:])
+        last = clean("\n".join(output.splitlines()[-_LOG_LINES:]))
         raise PlatformError(
             f"{what}: `{command}` failed with exit code {shell.returncode}:\n{last}"
         )
