@@ -15,11 +15,17 @@ from tiers.cli import app, io
 if TYPE_CHECKING:
     from tiers.secrets import Store
 
-secrets_app = typer.Typer(
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
-)
+
+def _group() -> typer.Typer:
+    """A command group that behaves like tiers' own (``-h``, no markup, help when bare)."""
+    return typer.Typer(
+        no_args_is_help=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        rich_markup_mode=None,
+    )
+
+
+secrets_app = _group()
 app.add_typer(
     secrets_app,
     name="secrets",
@@ -28,11 +34,7 @@ app.add_typer(
     "Your key: ~/.config/tiers/keys.txt (made by `tiers secrets init`), or SOPS_AGE_KEY / "
     "SOPS_AGE_KEY_FILE (CI).",
 )
-recipients_app = typer.Typer(
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    rich_markup_mode=None,
-)
+recipients_app = _group()
 secrets_app.add_typer(
     recipients_app,
     name="recipients",

@@ -53,7 +53,7 @@ def unshipped(repo: Repo, config: Config, config_path: Path, commit: str) -> lis
     to a service's paths, when the deploy ships the commit checked out."""
     if repo.resolve("HEAD") != commit:
         return []
-    dirty = [p for p in repo.dirty() if not _tiers_state(p)]
+    dirty = repo.dirty()  # tiers' own .tiers/ never counts
     if not dirty:
         return []
     inside = config_path.absolute().relative_to(repo.root).as_posix()
@@ -82,10 +82,6 @@ def refuse_errors(shipped: Shipped, version: str, forced: str | None) -> None:
         f"not deploying {version}: `tiers check` finds {count} in the "
         f"tiers.toml it ships:\n{shown}\nfix them and commit, or pass --force --reason TEXT"
     )
-
-
-def _tiers_state(path: str) -> bool:
-    return path == ".tiers/" or path.startswith(".tiers/") or "/.tiers/" in f"/{path}"
 
 
 def _some(paths: list[str]) -> str:

@@ -78,12 +78,7 @@ def downgrade_plan(
     }
 
     def snapshot() -> str:
-        assert run.db_url is not None
-        dump = newer.snapshot_path(run.env.name, run.deployment)
-        dump.parent.mkdir(parents=True, exist_ok=True)
-        run.snapshot = databases.snapshot(run.db_url, dump)
-        run.manifest["snapshot"] = str(dump)
-        return f"migration head {run.snapshot.migration_head or 'none'}, before the downgrade"
+        return f"{take_snapshot(newer, run)}, before the downgrade"
 
     def downgrade() -> str:
         for service, command in commands.items():
@@ -178,16 +173,18 @@ def _secrets(pipeline: Pipeline, run: Run, services: list[str], rollback: bool =
     return Step("secrets", said, act)
 
 
-def _snapshot(pipeline: Pipeline, run: Run) -> Step:
-    def act() -> str:
-        assert run.db_url is not None
-        dump = pipeline.snapshot_path(run.env.name, run.deployment)
-        dump.parent.mkdir(parents=True, exist_ok=True)
-        run.snapshot = databases.snapshot(run.db_url, dump)
-        run.manifest["snapshot"] = str(dump)
-        return f"migration head {run.snapshot.migration_head or 'none'}"
+def take_snapshot(pipeline: Pipeline, run: Run) -> str:
+    """Snapshot the run's database beside its record; its migration head, in words."""
+    assert run.db_url is not None
+    dump = pipeline.snapshot_path(run.env.name, run.deployment)
+    dump.parent.mkdir(parents=True, exist_ok=True)
+    run.snapshot = databases.snapshot(run.db_url, dump)
+    run.manifest["snapshot"] = str(dump)
+    return f"migration head {run.snapshot.migration_head or 'none'}"
 
-    return Step("snapshot", redact(run.db_url or ""), act)
+
+def _snapshot(pipeline: Pipeline, run: Run) -> Step:
+    return Step("snapshot", redact(run.db_url or ""), lambda: take_snapshot(pipeline, run))
 
 
 def _release(pipeline: Pipeline, run: Run, services: list[str]) -> Step:

@@ -76,6 +76,7 @@ the part that failed and why; nothing else may escape.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -362,6 +363,11 @@ class Platforms:
         self.project_dir = project_dir
         self._made: dict[str, Platform] = {}
 
+    @functools.cached_property
+    def installed(self) -> dict[str, str]:
+        """The registered platforms, read from the entry points once."""
+        return available()
+
     def get(self, name: str) -> Platform:
         if name not in self._made:
             self._made[name] = load_platform(name)(self.config, self.project_dir)
@@ -381,7 +387,7 @@ class Platforms:
         """What serves each service of ``env``, across its platforms (a platform that is
         not installed here cannot say: its services are left out)."""
         out: dict[str, Instance] = {}
-        installed = available()
+        installed = self.installed
         for platform in self.serving(
             env, [s for s, b in env.services.items() if b.platform in installed]
         ):
