@@ -102,9 +102,10 @@ def test_secrets_show_names_and_per_tier_values_of_plain_facts(document: str) ->
     assert "  - production: secret `DATABASE_URL`" in secrets
     assert "  - staging: `https://api-stg.plyr.fm/auth/callback`" in secrets
     assert (
-        "- staging backend (via `flyctl secrets set`): `DATABASE_URL`, `OAUTH_ENCRYPTION_KEY`, "
+        "- staging backend: `DATABASE_URL`, `OAUTH_ENCRYPTION_KEY`, "
         "`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `LOGFIRE_WRITE_TOKEN`"
     ) in secrets
+    assert "flyctl secrets set" not in document  # tiers delivers them; it runs no flyctl
 
 
 def test_operations_sections(document: str) -> None:

@@ -17,12 +17,6 @@ _LOGS = {
     "heroku": "heroku logs --tail -a {name}",
     "kubernetes": "kubectl logs deployment/{name}",
 }
-_SECRETS = {
-    "fly": "flyctl secrets set",
-    "heroku": "heroku config:set",
-    "kubernetes": "kubectl create secret",
-    "cloudflare-pages": "wrangler pages secret put",
-}
 _WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
 
 
@@ -54,15 +48,6 @@ def logs_command(binding: Binding) -> str | None:
     """
     pattern = _LOGS.get(binding.platform)
     return pattern.format(name=binding.resource) if pattern and binding.resource else None
-
-
-def secrets_command(platform: str) -> str | None:
-    """The command that stores a secret on a platform.
-
-    >>> secrets_command("fly")
-    'flyctl secrets set'
-    """
-    return _SECRETS.get(platform)
 
 
 def count(number: int) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from tiers.config import Binding, Config, Environment, Service
 from tiers.config.model import redact
-from tiers.docs.labels import noun, provider, secrets_command
+from tiers.docs.labels import noun, provider
 from tiers.platforms.options import Vm
 from tiers.platforms.runtime import facts
 
@@ -33,7 +33,6 @@ class Platform:
     name: str
     platform: str
     noun: str
-    secrets_command: str | None
     has_secrets: bool
     sites: list[Site]
 
@@ -63,7 +62,6 @@ class SecretSet:
     environment: str
     service: str
     names: list[str]
-    command: str | None
 
 
 FACTS = {
@@ -105,7 +103,6 @@ def _platform(
         name=name,
         platform=provider(platform),
         noun=noun(pairs[0][1]),
-        secrets_command=secrets_command(platform),
         has_secrets=any(b.secrets for _, b in pairs),
         sites=sites,
     )
@@ -180,7 +177,7 @@ def secret_sets(config: Config) -> list[SecretSet]:
     ['DATABASE_URL', 'OAUTH_ENCRYPTION_KEY']
     """
     return [
-        SecretSet(env.name, name, list(binding.secrets or []), secrets_command(binding.platform))
+        SecretSet(env.name, name, list(binding.secrets or []))
         for env in config.environments.values()
         for name, binding in env.services.items()
         if binding.secrets
