@@ -36,7 +36,16 @@ from tiers.config.providers import provider
 from tiers.platforms.options import SCHEMAS, Vm, known, schema
 
 LOGIN_METHODS = ("github", "otp", "google", "oidc")
-SELECTOR_KINDS = ("everyone", "email", "email-domain", "github-org", "github-user", "login")
+SELECTOR_KINDS = (
+    "everyone",
+    "email",
+    "email-domain",
+    "github-org",
+    "github-team",
+    "github-user",
+    "oidc-group",
+    "login",
+)
 FACTS = (
     "database_url",
     "redis_url",
@@ -561,9 +570,12 @@ def _selector(value: str) -> str:
     kind, _, arg = value.partition(":")
     if kind not in SELECTOR_KINDS or (kind == "everyone") != (arg == ""):
         raise ValueError(
-            f"{value!r} is not an identity selector; use everyone, email:ADDRESS, "
-            "email-domain:DOMAIN, github-org:ORG, github-user:NAME or login:METHOD"
+            f"{value!r} is not an identity selector; use email:ADDRESS, email-domain:DOMAIN, "
+            "github-user:NAME, github-org:ORG, github-team:ORG/TEAM, oidc-group:GROUP, "
+            "everyone or login:METHOD"
         )
+    if kind == "github-team" and not re.fullmatch(r"[^/\s]+/[^/\s]+", arg):
+        raise ValueError(f"{value!r}: a team is github-team:ORG/TEAM-SLUG, like github-team:plyr/core")
     if kind == "login" and arg not in LOGIN_METHODS:
         raise ValueError(f"unknown login method {arg!r}; known: {', '.join(LOGIN_METHODS)}")
     return value
@@ -583,6 +595,40 @@ Selector = Annotated[str, AfterValidator(_selector)]
 Pattern = Annotated[str, AfterValidator(_pattern)]
 
 
+class Smtp(Model):
+    """Where the gate sends one-time PINs (``access.smtp``)."""
+
+    host: str
+    port: int = Field(default=587, gt=0, lt=65536)
+    sender: str
+    """The From address of the PIN mails."""
+    username: str | None = None
+    password_secret: EnvName | None = None
+    """The secret (in this environment's store) holding the SMTP password."""
+    tls: Literal["starttls", "tls", "none"] = "starttls"
+
+
+class GitHubLogin(Model):
+    """The GitHub OAuth app the gate signs people in with (``access.github``)."""
+
+    client_id: str
+    client_secret: EnvName = "GATE_GITHUB_CLIENT_SECRET"
+    """The secret (in this environment's store) holding the OAuth app's client secret."""
+    url: str = "https://github.com"
+    """Where the authorize and token endpoints live (GitHub Enterprise, or a test server)."""
+    api_url: str = "https://api.github.com"
+
+
+class OidcLogin(Model):
+    """A generic OpenID Connect provider (``access.oidc``)."""
+
+    issuer: str
+    """The issuer URL; its ``/.well-known/openid-configuration`` says the rest."""
+    client_id: str
+    client_secret: EnvName = "GATE_OIDC_CLIENT_SECRET"
+    groups_claim: str = "groups"
+
+
 class Access(Model):
     """Who may reach an environment, Cloudflare Access style.
 
@@ -598,7 +644,13 @@ class Access(Model):
     """Who may enter: any one of these identities (an Allow policy with include rules)."""
     bypass: list[Pattern] = []
     """HOST/PATH patterns anyone may reach without signing in (``/*`` suffix for a prefix)."""
-    session_hours: int = Field(default=24, gt=0)
+    session_hours: int = Field(default=24, gt=0, le=24 * 31)
+    smtp: Smtp | None = None
+    """Where one-time PINs are sent; without it, the local platform's mailbox."""
+    github: GitHubLogin | None = None
+    oidc: OidcLogin | None = None
+    preflight: Literal["origin", "deny"] = "origin"
+    """CORS preflights (OPTIONS without credentials): passed to the app, or refused."""
 
 
 class Environment(Model):
