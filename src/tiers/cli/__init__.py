@@ -23,9 +23,10 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-from tiers.cli import check, ci, deploy, diff, docs, init, io, local, ls, port, secrets  # noqa: E402  (registers the commands)
+from tiers.cli import access, check, ci, deploy, diff, docs, init, io, local, ls, port, secrets  # noqa: E402  (registers the commands)
 
 __all__ = [
+    "access",
     "app",
     "check",
     "ci",
