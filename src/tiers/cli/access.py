@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import typer
-
 from tiers.cli import app
 from tiers.cli.secrets import _group
 

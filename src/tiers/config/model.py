@@ -575,7 +575,9 @@ def _selector(value: str) -> str:
             "everyone or login:METHOD"
         )
     if kind == "github-team" and not re.fullmatch(r"[^/\s]+/[^/\s]+", arg):
-        raise ValueError(f"{value!r}: a team is github-team:ORG/TEAM-SLUG, like github-team:plyr/core")
+        raise ValueError(
+            f"{value!r}: a team is github-team:ORG/TEAM-SLUG, like github-team:plyr/core"
+        )
     if kind == "login" and arg not in LOGIN_METHODS:
         raise ValueError(f"unknown login method {arg!r}; known: {', '.join(LOGIN_METHODS)}")
     return value

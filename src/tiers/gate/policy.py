@@ -63,7 +63,5 @@ class Policy:
     def __init__(self, env: Environment) -> None:
         self.env = env
 
-    def decide(
-        self, target: Target, identity: Identity | None, *, method: str = "GET"
-    ) -> Decision:
+    def decide(self, target: Target, identity: Identity | None, *, method: str = "GET") -> Decision:
         raise NotImplementedError
