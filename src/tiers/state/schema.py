@@ -1,8 +1,10 @@
-"""The state store's three tables, the same on SQLite and PostgreSQL.
+"""The state store's tables, the same on SQLite and PostgreSQL.
 
 - ``deployments``: one row per deployment or rollback of an environment;
 - ``steps``: the steps of each deployment, in the order they started;
-- ``locks``: at most one row per environment, the lease of whoever deploys it now.
+- ``locks``: at most one row per environment, the lease of whoever deploys it now;
+- ``access_*``: the gate's sessions, one-time PINs, service tokens and events (see
+  :mod:`tiers.gate.store`).
 
 Timestamps are stored in UTC and always read back timezone-aware (SQLite keeps no
 zone, so :class:`UTCDateTime` adds it), and SQLite's text form sorts like time, so
@@ -94,4 +96,61 @@ locks = sa.Table(
     sa.Column("heartbeat_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
     sa.Column("deployment_id", sa.Integer),
+)
+
+
+access_sessions = sa.Table(
+    "access_sessions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("environment", sa.String(200), nullable=False),
+    sa.Column("identity", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Index("access_sessions_by_environment", "environment", "expires_at"),
+)
+
+access_codes = sa.Table(
+    "access_codes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("environment", sa.String(200), nullable=False),
+    sa.Column("address", sa.String(320), nullable=False),
+    # HMAC-SHA256 of the PIN with the environment's gate secret: never the PIN itself
+    sa.Column("digest", sa.String(64)),
+    sa.Column("client", sa.String(100)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("used_at", UTCDateTime),
+    sa.Index("access_codes_by_address", "environment", "address", "created_at"),
+)
+
+access_tokens = sa.Table(
+    "access_tokens",
+    metadata,
+    sa.Column("client_id", sa.String(100), primary_key=True),
+    sa.Column("environment", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),  # SHA-256 of the secret
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.Column("last_used_at", UTCDateTime),
+    sa.Index("access_tokens_by_name", "environment", "name"),
+)
+
+access_events = sa.Table(
+    "access_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("environment", sa.String(200), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("identity", sa.String(400)),
+    sa.Column("method", sa.String(20)),
+    sa.Column("client", sa.String(100)),
+    sa.Column("detail", sa.Text),
+    sa.Index("access_events_by_environment", "environment", "id"),
 )
