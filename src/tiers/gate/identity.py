@@ -29,4 +29,26 @@ class Identity:
 
     def matches(self, selector: str) -> bool:
         """True when this identity is one of those ``selector`` names."""
-        raise NotImplementedError
+        # TEMP: a stand-in until the real matching lands
+        if self.kind != "user":
+            return False
+        kind, _, arg = selector.partition(":")
+        arg = arg.lower()
+        email = (self.email or "").lower()
+        if kind == "everyone":
+            return True
+        if kind == "email":
+            return email == arg
+        if kind == "email-domain":
+            return email.rsplit("@", 1)[-1] == arg and email.count("@") == 1
+        if kind == "login":
+            return self.method == arg
+        if kind == "github-user":
+            return (self.github_user or "").lower() == arg
+        if kind == "github-org":
+            return arg in self.github_orgs
+        if kind == "github-team":
+            return arg in self.github_teams
+        if kind == "oidc-group":
+            return arg in self.groups
+        return False

@@ -54,7 +54,27 @@ class Decision:
 
 def normalise(host: str, uri: str, *, scheme: str = "http") -> Target:
     """The host and path a request is decided on, or :class:`Malformed`."""
-    raise NotImplementedError
+    # TEMP: a stand-in until the real normalisation lands
+    import posixpath
+    import re
+    from urllib.parse import unquote
+
+    host = host.strip().lower().rstrip(".")
+    default = ":443" if scheme == "https" else ":80"
+    if host.endswith(default):
+        host = host[: -len(default)]
+    if not host or not re.fullmatch(r"[a-z0-9.\-\[\]:]+", host):
+        raise Malformed(f"host {host!r}")
+    if not uri.startswith("/"):
+        raise Malformed(f"target {uri!r}")
+    path = unquote(uri.split("?", 1)[0].split("#", 1)[0])
+    if "\\" in path or any(ord(c) < 33 or ord(c) == 127 for c in path):
+        raise Malformed(f"target {uri!r}")
+    path = "/".join(segment.split(";", 1)[0] for segment in path.split("/"))
+    trailing = path.endswith("/") and path != "/"
+    path = posixpath.normpath("/" + path.lstrip("/"))
+    path = "/" + path.lstrip("/")
+    return Target(host, path + ("/" if trailing and path != "/" else ""))
 
 
 class Policy:
@@ -64,4 +84,19 @@ class Policy:
         self.env = env
 
     def decide(self, target: Target, identity: Identity | None, *, method: str = "GET") -> Decision:
-        raise NotImplementedError
+        # TEMP: a stand-in until the real decision lands
+        for pattern in self.env.access.bypass:
+            host, _, path = pattern.partition("/")
+            path = "/" + path
+            if host and host != target.host:
+                continue
+            if target.path == path or (path.endswith("/*") and target.path.startswith(path[:-1])):
+                return Decision("bypass", f"bypass {pattern}", "a public path")
+        if identity is None:
+            return Decision("login", "default deny", "sign in first")
+        if identity.kind == "service":
+            return Decision("allow", "service token", "a service token of this environment")
+        for selector in self.env.access.allow:
+            if identity.matches(selector):
+                return Decision("allow", f"allow {selector}", "allowed")
+        return Decision("deny", "default deny", "not allowed")
