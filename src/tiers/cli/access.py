@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from tiers.cli import app
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from tiers.cli import app, io
 from tiers.cli.secrets import _group
+
+if TYPE_CHECKING:
+    from tiers.gate.store import AccessStore
 
 access_app = _group()
 app.add_typer(
@@ -18,3 +27,166 @@ app.add_typer(
     name="gate",
     help="The access gate itself: `tiers gate serve` fronts any upstream.",
 )
+
+Env = Annotated[str, typer.Argument(metavar="ENV", help="A protected environment, e.g. staging.")]
+token_app = _group()
+access_app.add_typer(
+    token_app,
+    name="token",
+    help="Service tokens for CI and uptime monitors: sent as the Tiers-Access-Client-Id "
+    "and Tiers-Access-Client-Secret headers.",
+)
+
+
+def _access(config: Path, environment: str, state: str | None) -> tuple[AccessStore, Path]:
+    from tiers.config import load
+    from tiers.gate.core import protected
+    from tiers.gate.store import AccessStore
+    from tiers.state import StateStore
+
+    protected(load(config).config, environment)
+    project_dir = config.resolve().parent
+    store = StateStore.open(state, project_dir)
+    return AccessStore(store.engine, environment, store.url), project_dir
+
+
+@token_app.command("create")
+def token_create(
+    environment: Env,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="What uses it, e.g. ci.")],
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Lifetime, e.g. 30d, 12h, 2w; default never.")
+    ] = None,
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: io.StateOption = None,
+    json_output: io.JsonOption = False,
+) -> None:
+    """Make a service token; its secret is shown this once (the store keeps a hash)."""
+    from tiers.gate.tokens import create, parse_duration
+
+    lifetime = parse_duration(expires) if expires else None
+    store, _ = _access(config, environment, state)
+    client_id, secret = create(store, name, lifetime)
+    if json_output:
+        io.out(json.dumps({"name": name, "client_id": client_id, "client_secret": secret}))
+        return
+    # Printed as is: the one time this secret is shown, to be put in CI's secrets.
+    print(f"Tiers-Access-Client-Id: {client_id}")
+    print(f"Tiers-Access-Client-Secret: {secret}")
+    io.error(
+        f"{environment}: token {name} created; the secret is shown this once, keep it in "
+        "your CI's secrets",
+        prefix="note",
+    )
+
+
+@token_app.command("ls")
+def token_ls(
+    environment: Env,
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: io.StateOption = None,
+    json_output: io.JsonOption = False,
+) -> None:
+    """The environment's service tokens: name, client id, state, expiry, last use."""
+    store, _ = _access(config, environment, state)
+    tokens = [token.to_json() for token in store.tokens()]
+    if json_output:
+        io.out(json.dumps(tokens, indent=2))
+        return
+    if not tokens:
+        io.out(f"{environment}: no service tokens (make one with `tiers access token create`)")
+    for t in tokens:
+        until = t["expires_at"] or "never"
+        used = t["last_used_at"] or "never"
+        io.out(f"{t['name']}  {t['client_id']}  {t['state']}  expires {until}  last used {used}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    environment: Env,
+    name: Annotated[str, typer.Argument(metavar="NAME")],
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: io.StateOption = None,
+) -> None:
+    """Revoke a token: the gate refuses it within two seconds."""
+    from tiers.errors import UsageError
+
+    store, _ = _access(config, environment, state)
+    if not store.revoke_token(name):
+        raise UsageError(
+            f"{environment} has no live token called {name} (see `tiers access token ls {environment}`)"
+        )
+    store.event("token-revoked", f"service:{name}", method="token")
+    io.out(f"{environment}: token {name} revoked")
+
+
+@access_app.command("log")
+def log(
+    environment: Env,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, help="How many events, newest first.")
+    ] = 50,
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: io.StateOption = None,
+    json_output: io.JsonOption = False,
+) -> None:
+    """What the gate recorded: logins, failures, logouts, codes sent, token uses."""
+    store, _ = _access(config, environment, state)
+    events = store.events(limit=limit)
+    if json_output:
+        io.out(json.dumps([event.to_json() for event in events], indent=2))
+        return
+    if not events:
+        io.out(f"{environment}: no access events yet")
+    for e in events:
+        parts = [e.at.isoformat(timespec="seconds"), e.kind, e.identity or "-"]
+        parts += [f"via {e.method}"] if e.method else []
+        parts += [f"from {e.client}"] if e.client else []
+        parts += [f"({e.detail})"] if e.detail else []
+        io.out("  ".join(parts))
+
+
+@access_app.command("mailbox")
+def mailbox(
+    environment: Env,
+    config: io.ConfigOption = Path("tiers.toml"),
+    json_output: io.JsonOption = False,
+) -> None:
+    """The local mailbox: the sign-in codes the gate sent without access.smtp."""
+    from tiers.config import load
+    from tiers.gate.core import protected
+    from tiers.gate.otp import mailbox_messages
+
+    env = protected(load(config).config, environment)
+    maildir = config.resolve().parent / ".tiers" / "gate" / environment / "mail"
+    messages = mailbox_messages(maildir)
+    if json_output:
+        io.out(json.dumps(messages, indent=2))
+        return
+    if env.access.smtp is not None:
+        io.error(
+            f"{environment} sends codes through {env.access.smtp.host} (access.smtp)", prefix="note"
+        )
+    if not messages:
+        io.out(f"{environment}: the mailbox {maildir} is empty")
+    for m in messages:
+        io.out(f"{m['at']}  to {m['to']}  code {m['code']}  {m['subject']}")
+
+
+@gate_app.command("serve")
+def serve(
+    environment: Env,
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT; a loopback address unless --public.")
+    ] = "127.0.0.1:8100",
+    public: Annotated[
+        bool, typer.Option("--public", help="Allow a non-loopback --listen address.")
+    ] = False,
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: io.StateOption = None,
+) -> None:
+    """Run the environment's gate: Caddy's forward_auth target (/verify) and its login
+    pages (/.tiers/access/…), until interrupted."""
+    from tiers.gate.serve import serve as run
+
+    run(config, environment, listen, public=public, state_url=state)

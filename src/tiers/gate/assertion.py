@@ -74,7 +74,9 @@ class _Key:
     retired: float | None = None
 
     def jwk(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.private.public_key()))
+        data: dict[str, Any] = json.loads(
+            jwt.algorithms.ECAlgorithm.to_jwk(self.private.public_key())
+        )
         return {**data, "kid": self.kid, "use": "sig", "alg": ALGORITHM}
 
     def to_json(self) -> dict[str, Any]:
@@ -83,7 +85,12 @@ class _Key:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         ).decode()
-        return {"kid": self.kid, "private_pem": pem, "created": self.created, "retired": self.retired}
+        return {
+            "kid": self.kid,
+            "private_pem": pem,
+            "created": self.created,
+            "retired": self.retired,
+        }
 
 
 def _new_key() -> _Key:

@@ -119,7 +119,9 @@ def send(mail: Mail, smtp: Smtp | None, maildir: Path) -> None:
     try:
         _smtp(mail, smtp, password)
     except (OSError, smtplib.SMTPException) as exc:
-        raise OperationError(f"cannot send the sign-in code through {smtp.host}:{smtp.port}: {exc}") from None
+        raise OperationError(
+            f"cannot send the sign-in code through {smtp.host}:{smtp.port}: {exc}"
+        ) from None
 
 
 def _smtp(mail: Mail, smtp: Smtp, password: str | None) -> None:

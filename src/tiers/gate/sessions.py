@@ -33,8 +33,8 @@ from tiers.gate.identity import Identity
 
 __all__ = [
     "COOKIE_PREFIX",
-    "Signer",
     "SessionCache",
+    "Signer",
     "Ticket",
     "Tickets",
     "cookie_attributes",

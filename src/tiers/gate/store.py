@@ -99,7 +99,9 @@ def identity_from_json(data: dict[str, Any]) -> Identity:
 class AccessStore:
     """One environment's rows in the ``access_*`` tables."""
 
-    def __init__(self, engine: Engine, environment: str, shown_url: str = "the state store") -> None:
+    def __init__(
+        self, engine: Engine, environment: str, shown_url: str = "the state store"
+    ) -> None:
         self.engine = engine
         self.environment = environment
         self.url = shown_url
@@ -174,7 +176,9 @@ class AccessStore:
     def _codes_of(self, address: str) -> tuple[sa.ColumnElement[bool], ...]:
         return (access_codes.c.environment == self.environment, access_codes.c.address == address)
 
-    def codes_since(self, since: datetime, *, address: str | None = None, client: str | None = None) -> int:
+    def codes_since(
+        self, since: datetime, *, address: str | None = None, client: str | None = None
+    ) -> int:
         conditions = [access_codes.c.environment == self.environment]
         conditions.append(access_codes.c.created_at > since)
         if address is not None:
@@ -313,7 +317,11 @@ class AccessStore:
             )
 
     def events(
-        self, *, limit: int | None = 50, kind: str | None = None, since: datetime | None = None,
+        self,
+        *,
+        limit: int | None = 50,
+        kind: str | None = None,
+        since: datetime | None = None,
         client: str | None = None,
     ) -> list[Event]:
         """The environment's events, newest first."""

@@ -39,8 +39,7 @@ def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text.strip())
     if not match or int(match.group(1)) == 0:
         raise UsageError(
-            f"--expires {text!r}: expected a number and a unit, like 30d, 12h or 2w "
-            "(s, m, h, d, w)"
+            f"--expires {text!r}: expected a number and a unit, like 30d, 12h or 2w (s, m, h, d, w)"
         )
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 

@@ -1,0 +1,614 @@
+"""The gate as an ASGI app (Starlette): ``/verify`` for Caddy, the login pages for people.
+
+Caddy calls ``GET /verify`` for every request to a protected site (``forward_auth``),
+with ``X-Forwarded-Method``, ``X-Forwarded-Uri``, ``X-Forwarded-Host`` and
+``X-Forwarded-Proto``. The gate listens on loopback only, so those headers come from
+Caddy. It answers:
+
+- 200 and nothing else for a bypass path;
+- 200 with ``Tiers-Access-Jwt-Assertion`` and ``Tiers-Access-Identity`` (an email, or
+  ``service:NAME``) for an allowed request: Caddy copies both onto the request;
+- 302 to ``/.tiers/access/login?return=PATH`` for a browser nobody signed in on (a GET
+  that accepts text/html), 401 for anything else anonymous;
+- 403 for someone signed in who is not allowed (a page for browsers);
+- 400 for a request that cannot be read, or that carries a header only the gate may
+  set (``Tiers-Access-*`` other than the two service-token headers, in any case, with
+  ``_`` for ``-`` too).
+
+CORS preflights (OPTIONS with ``Origin`` and ``Access-Control-Request-Method``) get 200
+without identity when ``access.preflight = "origin"`` (the app answers them) and 403
+when it is ``"deny"``.
+
+Caddy routes ``/.tiers/access/*`` on each protected site straight here: ``login``,
+``code``, ``logout``, ``session`` (the cookie hop between the environment's hosts),
+``certs`` (the JWKS), ``health``, and ``github/…`` and ``oidc/…`` for the OAuth logins
+(:mod:`tiers.gate.github`, :mod:`tiers.gate.oidc`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment as Templates
+from jinja2 import FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from starlette.routing import Route
+
+from tiers.config import Config
+from tiers.gate.core import Gate, Site
+from tiers.gate.identity import Identity
+from tiers.gate.policy import Malformed, normalise
+from tiers.gate.returns import safe_return
+from tiers.gate.sessions import cookie_attributes, cookie_name, secure_cookie
+from tiers.gate.store import now
+from tiers.state import StateStore
+
+__all__ = ["ASSERTION_HEADER", "IDENTITY_HEADER", "PREFIX", "make_app"]
+
+PREFIX = "/.tiers/access"
+ASSERTION_HEADER = "Tiers-Access-Jwt-Assertion"
+IDENTITY_HEADER = "Tiers-Access-Identity"
+CLIENT_ID_HEADER = "tiers-access-client-id"
+CLIENT_SECRET_HEADER = "tiers-access-client-secret"
+_EXPECTED = {CLIENT_ID_HEADER.encode(), CLIENT_SECRET_HEADER.encode()}
+REFRESH_SECONDS = 1.0
+FLOW_SECONDS = 600
+_PAGES = Templates(
+    loader=FileSystemLoader(Path(__file__).parent / "pages"),
+    autoescape=select_autoescape(default=True),
+)
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def make_app(config: Config, environment: str, state: StateStore, state_dir: Path) -> Starlette:
+    """The gate of ``environment`` (which must be protected by tiers), keeping its
+    sessions and events in ``state`` and its keys under ``state_dir/gate/ENV``."""
+    gate = Gate(config, environment, state, state_dir)
+    gate.refresh()
+    return _App(gate).starlette()
+
+
+def _client(request: Request) -> str:
+    """The client's address: the last X-Forwarded-For entry is the one Caddy added."""
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        return forwarded.rsplit(",", 1)[-1].strip()[:100]
+    return request.client.host if request.client else "unknown"
+
+
+def _smuggled(request: Request) -> bool:
+    """A header only the gate may set, or an underscore variant of any Tiers-Access one."""
+    for name, _ in request.scope["headers"]:
+        lowered = name.lower()
+        if lowered.replace(b"_", b"-").startswith(b"tiers-access-") and lowered not in _EXPECTED:
+            return True
+    return False
+
+
+def _browser(request: Request, method: str) -> bool:
+    return method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", "")
+
+
+def _login_module(provider: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(f"tiers.gate.{provider}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"tiers.gate.{provider}":
+            return None
+        raise
+
+
+class _App:
+    def __init__(self, gate: Gate) -> None:
+        self.gate = gate
+        self.access = gate.env.access
+
+    def starlette(self) -> Starlette:
+        routes = [
+            Route("/verify", self.verify, methods=["GET", "HEAD"]),
+            Route(f"{PREFIX}/login", self.login, methods=["GET"]),
+            Route(f"{PREFIX}/login", self.send_code, methods=["POST"]),
+            Route(f"{PREFIX}/code", self.code_page, methods=["GET"]),
+            Route(f"{PREFIX}/code", self.enter_code, methods=["POST"]),
+            Route(f"{PREFIX}/logout", self.logout, methods=["GET", "POST"]),
+            Route(f"{PREFIX}/session", self.session_hop, methods=["GET"]),
+            Route(f"{PREFIX}/certs", self.certs, methods=["GET"]),
+            Route(f"{PREFIX}/health", self.health, methods=["GET"]),
+            Route(f"{PREFIX}/{{provider:str}}/start", self.oauth_start, methods=["GET"]),
+            Route(f"{PREFIX}/{{provider:str}}/callback", self.oauth_callback, methods=["GET"]),
+        ]
+        return Starlette(routes=routes, lifespan=self.lifespan)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        task = asyncio.create_task(self._refresh_loop())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await run_in_threadpool(self._refresh_quietly)  # the last token uses
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            await run_in_threadpool(self._refresh_quietly)
+
+    def _refresh_quietly(self) -> None:
+        # A state store that does not answer for a moment must not stop the gate; it
+        # keeps deciding on what it loaded last.
+        try:
+            self.gate.refresh()
+        except Exception as exc:
+            print(
+                f"tiers gate {self.gate.name}: cannot refresh from the state store: {exc}",
+                file=sys.stderr,
+            )
+
+    # -- pages -------------------------------------------------------------------------------
+
+    def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+        template = _PAGES.get_template(f"{name}.html")
+        body = template.render(project=self.gate.project, environment=self.gate.name, **context)
+        return HTMLResponse(body, status_code=status, headers=_NO_STORE)
+
+    def error(self, heading: str, message: str, status: int, return_to: str = "/") -> HTMLResponse:
+        return self.page(
+            "error", status, heading=heading, message=message, error=True, return_to=return_to
+        )
+
+    # -- /verify ------------------------------------------------------------------------------
+
+    async def verify(self, request: Request) -> Response:
+        headers = request.headers
+        if _smuggled(request):
+            return PlainTextResponse(
+                "refused: the request carries a Tiers-Access header only the gate may set\n", 400
+            )
+        method = headers.get("x-forwarded-method", "GET").upper()
+        host = headers.get("x-forwarded-host")
+        uri = headers.get("x-forwarded-uri")
+        scheme = headers.get("x-forwarded-proto", "http").lower()
+        if not host or uri is None or scheme not in ("http", "https"):
+            return PlainTextResponse(
+                "refused: the gate needs X-Forwarded-Host, -Uri and -Proto\n", 400
+            )
+        try:
+            target = normalise(host, uri, scheme=scheme)
+        except Malformed:
+            return PlainTextResponse(
+                "refused: the request target cannot be read unambiguously\n", 400
+            )
+        site = self.gate.sites.get(target.host)
+        if site is None:
+            return PlainTextResponse(
+                f"refused: {target.host} is not a host of {self.gate.name}\n", 403
+            )
+        if (
+            method == "OPTIONS"
+            and "origin" in headers
+            and "access-control-request-method" in headers
+        ):
+            if self.access.preflight == "origin":
+                return Response(status_code=200)
+            return PlainTextResponse(
+                "refused: CORS preflights are denied here (access.preflight)\n", 403
+            )
+        holder, identity = None, None
+        if CLIENT_ID_HEADER in headers or CLIENT_SECRET_HEADER in headers:
+            client_id = headers.get(CLIENT_ID_HEADER, "")
+            identity = self.gate.tokens.identity(
+                client_id, headers.get(CLIENT_SECRET_HEADER, ""), _client(request)
+            )
+            if identity is None:
+                return JSONResponse(
+                    {"error": "invalid service token", "environment": self.gate.name}, 401
+                )
+            holder = f"token:{client_id}"
+        else:
+            cookie = request.cookies.get(
+                cookie_name(self.gate.name, secure_cookie(scheme, target.host))
+            )
+            found = self.gate.sessions.identity(cookie, now())
+            if found is not None:
+                holder, identity = found
+        check = self.gate.check(target, site, method, holder, identity)
+        action = check.decision.action
+        if action == "bypass":
+            return Response(status_code=200)
+        if action == "allow" and check.identity is not None and check.assertion is not None:
+            who = check.identity.email if check.identity.kind == "user" else None
+            return Response(
+                status_code=200,
+                headers={
+                    ASSERTION_HEADER: check.assertion,
+                    IDENTITY_HEADER: who or f"service:{check.identity.name}",
+                },
+            )
+        if action == "login" or identity is None:
+            if _browser(request, method):
+                location = f"{PREFIX}/login?return={quote(uri, safe='')}"
+                return RedirectResponse(location, 302, headers=_NO_STORE)
+            return JSONResponse(
+                {
+                    "error": "sign-in required",
+                    "environment": self.gate.name,
+                    "login": f"{PREFIX}/login",
+                },
+                401,
+            )
+        if identity.kind == "user" and _browser(request, method):
+            return self.page("denied", 403, who=identity.email or identity.name)
+        return JSONResponse({"error": "not allowed", "environment": self.gate.name}, 403)
+
+    # -- the current site of a page request ---------------------------------------------------
+
+    def here(self, request: Request) -> tuple[Site, bool] | None:
+        scheme = request.headers.get("x-forwarded-proto", request.url.scheme).lower()
+        host = request.headers.get("x-forwarded-host") or request.headers.get("host", "")
+        site = self.gate.site(host, scheme)
+        if site is None:
+            return None
+        return site, secure_cookie(scheme, site.host)
+
+    def not_here(self) -> HTMLResponse:
+        return self.error("Unknown site", f"This address is not one of {self.gate.name}'s.", 400)
+
+    def _cookie(self, secure: bool) -> str:
+        return cookie_name(self.gate.name, secure)
+
+    def _flow(self, secure: bool) -> str:
+        return f"{'__Host-' if secure else ''}tiers_login_{self.gate.name}"
+
+    def _clear(self, response: Response, name: str, secure: bool) -> None:
+        response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="lax")
+
+    # -- email one-time PIN -------------------------------------------------------------------
+
+    async def login(self, request: Request) -> Response:
+        here = self.here(request)
+        if here is None:
+            return self.not_here()
+        _site, secure = here
+        return_to = safe_return(request.query_params.get("return"))
+        response = self.login_page(return_to)
+        self._clear(response, self._cookie(secure), secure)  # a sign-in starts signed out
+        return response
+
+    def login_page(self, return_to: str, status: int = 200, **context: Any) -> HTMLResponse:
+        oidc = "single sign-on" if "oidc" in self.access.login and self.access.oidc else None
+        return self.page(
+            "login",
+            status,
+            return_to=return_to,
+            otp="otp" in self.access.login,
+            github="github" in self.access.login and self.access.github is not None,
+            oidc=oidc,
+            email=context.pop("email", ""),
+            **context,
+        )
+
+    async def send_code(self, request: Request) -> Response:
+        here = self.here(request)
+        if here is None:
+            return self.not_here()
+        _site, secure = here
+        form = await request.form()
+        return_to = safe_return(str(form.get("return") or ""))
+        if "otp" not in self.access.login:
+            return self.error(
+                "Not available", "Email codes are not a sign-in method here.", 404, return_to
+            )
+        from tiers.gate.otp import valid_address
+
+        typed = str(form.get("email") or "")
+        address = valid_address(typed)
+        if address is None:
+            return self.login_page(
+                return_to,
+                400,
+                email=typed[:254],
+                message="Enter one email address, like ana@example.com.",
+                error=True,
+            )
+        client = _client(request)
+        result, mail = await run_in_threadpool(self.gate.request_code, address, client)
+        if result == "client-limit":
+            return self.login_page(
+                return_to,
+                429,
+                email=address,
+                error=True,
+                message="Too many codes were asked for from your network. Wait 15 minutes, then try again.",
+            )
+        task = BackgroundTask(self._send_quietly, mail) if mail is not None else None
+        response = RedirectResponse(f"{PREFIX}/code", 303, headers=_NO_STORE, background=task)
+        flow = self.gate.signer.sign("login", {"email": address, "return": return_to}, FLOW_SECONDS)
+        response.set_cookie(self._flow(secure), flow, **cookie_attributes(secure, FLOW_SECONDS))
+        return response
+
+    def _send_quietly(self, mail: Any) -> None:
+        # The page said the same whatever happened; a failure goes to the log and stderr.
+        try:
+            self.gate.send(mail)
+        except Exception as exc:
+            print(f"tiers gate {self.gate.name}: {exc}", file=sys.stderr)
+
+    def _flow_claims(self, request: Request, secure: bool) -> dict[str, Any] | None:
+        value = request.cookies.get(self._flow(secure))
+        return self.gate.signer.unsign("login", value) if value else None
+
+    async def code_page(self, request: Request) -> Response:
+        here = self.here(request)
+        if here is None:
+            return self.not_here()
+        claims = self._flow_claims(request, here[1])
+        if claims is None:
+            return RedirectResponse(f"{PREFIX}/login", 303, headers=_NO_STORE)
+        return self.page("code", email=claims["email"], return_to=claims["return"])
+
+    async def enter_code(self, request: Request) -> Response:
+        here = self.here(request)
+        if here is None:
+            return self.not_here()
+        site, secure = here
+        claims = self._flow_claims(request, secure)
+        if claims is None:
+            return self.error(
+                "Sign-in expired",
+                "This sign-in took too long or did not start here; ask for a new code.",
+                400,
+            )
+        address, return_to = str(claims["email"]), safe_return(str(claims["return"]))
+        form = await request.form()
+        code = "".join(str(form.get("code") or "").split())
+        client = _client(request)
+        result = await run_in_threadpool(self.gate.check_code, address, code, client)
+        if result != "ok":
+            message = (
+                "Too many wrong codes from your network. Wait 15 minutes, then ask for a new code."
+                if result == "client-limit"
+                else "That code is not right, or no longer works. Check the newest mail, or ask for a new code."
+            )
+            status = 429 if result == "client-limit" else 400
+            return self.page(
+                "code", status, email=address, return_to=return_to, message=message, error=True
+            )
+        identity = Identity(kind="user", name=address, method="otp", email=address)
+        response = await self.signed_in(identity, site, secure, return_to, client)
+        self._clear(response, self._flow(secure), secure)
+        return response
+
+    # -- after any login: the session, and the hop through the other hosts ---------------------
+
+    async def signed_in(
+        self, identity: Identity, site: Site, secure: bool, return_to: str, client: str
+    ) -> Response:
+        cookie = await run_in_threadpool(self.gate.start_session, identity, client)
+        session_id = self.gate.sessions.session_id(cookie)
+        hops = self.gate.other_hosts(site)
+        final = site.url(return_to)
+        if hops and session_id is not None:
+            ticket = self.gate.tickets.issue(session_id, hops, final)
+            location = self.gate.sites[hops[0]].url(f"{PREFIX}/session?ticket={ticket}")
+        else:
+            location = return_to
+        response = RedirectResponse(location, 303, headers=_NO_STORE)
+        response.set_cookie(
+            self._cookie(secure), cookie, **cookie_attributes(secure, self.gate.session_seconds)
+        )
+        return response
+
+    async def session_hop(self, request: Request) -> Response:
+        here = self.here(request)
+        if here is None:
+            return self.not_here()
+        site, secure = here
+        ticket = self.gate.tickets.spend(request.query_params.get("ticket", ""), site.host)
+        seconds = self.gate.session_seconds_left(ticket.session_id) if ticket else 0
+        if ticket is None or seconds <= 0:
+            return self.error(
+                "Link expired",
+                "This sign-in link has expired or was used already; sign in again.",
+                400,
+            )
+        if ticket.rest:
+            following = self.gate.tickets.issue(ticket.session_id, ticket.rest, ticket.final)
+            location = self.gate.sites[ticket.rest[0]].url(f"{PREFIX}/session?ticket={following}")
+        else:
+            location = ticket.final
+        response = RedirectResponse(location, 303, headers=_NO_STORE)
+        cookie = self.gate.sessions.cookie(ticket.session_id, seconds)
+        response.set_cookie(self._cookie(secure), cookie, **cookie_attributes(secure, seconds))
+        return response
+
+    # -- logout, keys, health -----------------------------------------------------------------
+
+    async def logout(self, request: Request) -> Response:
+        here = self.here(request)
+        if here is None:
+            return self.not_here()
+        _site, secure = here
+        if request.method == "GET":
+            return self.page("logout")
+        found = self.gate.sessions.identity(request.cookies.get(self._cookie(secure)), now())
+        if found is not None:
+            session_id, identity = found
+            await run_in_threadpool(
+                self.gate.end_session, session_id, identity.name, _client(request)
+            )
+        response = self.page("logged-out")
+        self._clear(response, self._cookie(secure), secure)
+        return response
+
+    async def certs(self, _request: Request) -> Response:
+        return JSONResponse(self.gate.keys.jwks(), headers={"Cache-Control": "max-age=60"})
+
+    async def health(self, _request: Request) -> Response:
+        return JSONResponse({"status": "ok", "environment": self.gate.name})
+
+    # -- GitHub and OIDC: the flows live in tiers.gate.github and tiers.gate.oidc -------------
+
+    def _provider(self, provider: str) -> tuple[ModuleType, Any] | None:
+        if provider not in ("github", "oidc"):
+            return None
+        config = self.access.github if provider == "github" else self.access.oidc
+        if provider not in self.access.login or config is None:
+            return None
+        module = _login_module(provider)
+        return (module, config) if module is not None else None
+
+    def _not_configured(self, provider: str) -> Response:
+        label = "GitHub" if provider == "github" else "OIDC"
+        return PlainTextResponse(f"{label} login is not configured\n", 404)
+
+    def _oauth_cookie(self, secure: bool) -> str:
+        return f"{'__Host-' if secure else ''}tiers_oauth_{self.gate.name}"
+
+    async def oauth_start(self, request: Request) -> Response:
+        provider = request.path_params["provider"]
+        found = self._provider(provider)
+        if found is None:
+            return self._not_configured(provider)
+        here = self.here(request)
+        if here is None:
+            return self.not_here()
+        module, config = found
+        site, secure = here
+        state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        redirect_uri = site.url(f"{PREFIX}/{provider}/callback")
+        args = (
+            (config, redirect_uri, state, nonce)
+            if provider == "oidc"
+            else (config, redirect_uri, state)
+        )
+        url = module.authorize_url(*args)
+        if inspect.isawaitable(url):
+            url = await url
+        response = RedirectResponse(str(url), 302, headers=_NO_STORE)
+        claims = {
+            "state": state,
+            "nonce": nonce,
+            "provider": provider,
+            "return": safe_return(request.query_params.get("return")),
+        }
+        value = self.gate.signer.sign("oauth", claims, FLOW_SECONDS)
+        response.set_cookie(
+            self._oauth_cookie(secure), value, **cookie_attributes(secure, FLOW_SECONDS)
+        )
+        return response
+
+    async def oauth_callback(self, request: Request) -> Response:
+        provider = request.path_params["provider"]
+        found = self._provider(provider)
+        if found is None:
+            return self._not_configured(provider)
+        here = self.here(request)
+        if here is None:
+            return self.not_here()
+        module, config = found
+        site, secure = here
+        value = request.cookies.get(self._oauth_cookie(secure))
+        claims = self.gate.signer.unsign("oauth", value) if value else None
+        state = request.query_params.get("state", "")
+        if (
+            claims is None
+            or claims.get("provider") != provider
+            or not secrets.compare_digest(str(claims["state"]), state)
+        ):
+            return self.error(
+                "Sign-in expired",
+                "This sign-in took too long or did not start here; try again.",
+                400,
+            )
+        return_to = safe_return(str(claims.get("return") or "/"))
+        if "error" in request.query_params or "code" not in request.query_params:
+            said = request.query_params.get("error_description") or request.query_params.get(
+                "error", "no code"
+            )
+            return self.error(
+                "Sign-in failed", f"The sign-in was not completed: {said[:200]}", 403, return_to
+            )
+        client = _client(request)
+        identity = await self._oauth_identity(
+            module, provider, config, site, claims, request, client
+        )
+        if isinstance(identity, Response):
+            return identity
+        if not self.gate.may_enter(identity):
+            await run_in_threadpool(
+                self.gate.store.event,
+                "login-failed",
+                identity.name,
+                method=identity.method,
+                client=client,
+                detail="no allow rule names this identity",
+            )
+            return self.page("denied", 403, who=identity.email or identity.name)
+        response = await self.signed_in(identity, site, secure, return_to, client)
+        self._clear(response, self._oauth_cookie(secure), secure)
+        return response
+
+    async def _oauth_identity(
+        self,
+        module: ModuleType,
+        provider: str,
+        config: Any,
+        site: Site,
+        claims: dict[str, Any],
+        request: Request,
+        client: str,
+    ) -> Identity | Response:
+        secret_name = config.client_secret
+        secret = os.environ.get(secret_name)
+        if not secret:
+            return self.error(
+                "Sign-in unavailable",
+                f"The gate has no {secret_name}; add it to {self.gate.name}'s secrets.",
+                503,
+            )
+        redirect_uri = site.url(f"{PREFIX}/{provider}/callback")
+        code = request.query_params["code"]
+        failed = getattr(module, "LoginFailed", RuntimeError)
+        try:
+            if provider == "oidc":
+                identity = await module.identity(
+                    config, secret, code, redirect_uri, claims["nonce"]
+                )
+            else:
+                identity = await module.identity(config, secret, code, redirect_uri)
+        except failed as exc:
+            await run_in_threadpool(
+                self.gate.store.event,
+                "login-failed",
+                None,
+                method=provider,
+                client=client,
+                detail=str(exc),
+            )
+            return self.error("Sign-in failed", str(exc), 403)
+        if not isinstance(identity, Identity) or identity.kind != "user":
+            return self.error("Sign-in failed", "The provider gave no person to sign in.", 403)
+        return identity
