@@ -169,6 +169,7 @@ class Browser:
 
     gate: Gate
     scheme: str = "http"
+    client_ip: str = "127.0.0.1"
     cookies: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def _jar(self, host: str) -> dict[str, str]:
@@ -186,7 +187,12 @@ class Browser:
 
     def _headers(self, host: str, extra: dict[str, str] | None) -> dict[str, str]:
         jar = self._jar(host)
-        headers = {"X-Forwarded-Host": host, "X-Forwarded-Proto": self.scheme, "Accept": "text/html"}
+        headers = {
+            "X-Forwarded-Host": host,
+            "X-Forwarded-Proto": self.scheme,
+            "X-Forwarded-For": self.client_ip,
+            "Accept": "text/html",
+        }
         if jar:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
         return {**headers, **(extra or {})}

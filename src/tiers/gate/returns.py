@@ -3,7 +3,7 @@
 The return URL comes from the request (``?return=``), so it is the classic open
 redirect. Only a plain relative path is kept: it starts with exactly one ``/``, has no
 backslash, no whitespace or control character, nothing outside printable ASCII, and
-none of that percent-encoded either (``/%09/evil``, ``/%5Cevil``, ``/%2F/evil``), so no
+none of that percent-encoded in the path either (``/%09/evil``, ``/%5Cevil``, ``/%2F/evil``), so no
 browser can read it as another host (``//evil``, ``/\\evil``, ``https:evil``,
 ``javascript:``, userinfo tricks like ``//a@evil``, full-width look-alikes of ``/``).
 Anything else falls back to ``/``. The host is never taken from the return value: the
@@ -34,7 +34,7 @@ def safe_return(value: str | None) -> str:
         return "/"
     if not value.startswith("/") or value.startswith("//"):
         return "/"
-    decoded = value
+    decoded = value.split("?", 1)[0].split("#", 1)[0]  # the query may hold %20 and such
     for _ in range(3):  # encodings nested up to three deep are looked through
         decoded = unquote(decoded)
         if not _plain(decoded) or decoded.startswith("//"):
