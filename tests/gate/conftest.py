@@ -115,7 +115,16 @@ class Gate:
 def running_gate(project: Path, environment: str = "staging") -> Iterator[Gate]:
     with reserved_ports(1) as (port,):
         process = subprocess.Popen(
-            [sys.executable, "-m", "tiers", "gate", "serve", environment, "--listen", f"127.0.0.1:{port}"],
+            [
+                sys.executable,
+                "-m",
+                "tiers",
+                "gate",
+                "serve",
+                environment,
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
             cwd=project,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -197,7 +206,9 @@ class Browser:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in jar.items())
         return {**headers, **(extra or {})}
 
-    def page(self, host: str, path: str, data: dict[str, str] | None = None, **kw: Any) -> httpx.Response:
+    def page(
+        self, host: str, path: str, data: dict[str, str] | None = None, **kw: Any
+    ) -> httpx.Response:
         with self.gate.client() as client:
             headers = self._headers(host, kw.pop("headers", None))
             if data is None:
@@ -208,7 +219,9 @@ class Browser:
         return response
 
     def verify(self, host: str, uri: str, method: str = "GET", **extra: str) -> httpx.Response:
-        headers = self._headers(host, {"X-Forwarded-Method": method, "X-Forwarded-Uri": uri, **extra})
+        headers = self._headers(
+            host, {"X-Forwarded-Method": method, "X-Forwarded-Uri": uri, **extra}
+        )
         with self.gate.client() as client:
             return client.get("/verify", headers=headers)
 

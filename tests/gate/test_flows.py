@@ -25,11 +25,15 @@ def mailbox(project: Path, to: str) -> list[dict[str, str]]:
 
 
 def code_for(project: Path, to: str, count: int = 1) -> str:
-    found = eventually(lambda: len(mailbox(project, to)) >= count and mailbox(project, to), f"mail to {to}")
+    found = eventually(
+        lambda: len(mailbox(project, to)) >= count and mailbox(project, to), f"mail to {to}"
+    )
     return str(found[-1]["code"])
 
 
-def sign_in(browser: Browser, project: Path, email: str, host: str = STAGING_WEB, path: str = "/") -> httpx.Response:
+def sign_in(
+    browser: Browser, project: Path, email: str, host: str = STAGING_WEB, path: str = "/"
+) -> httpx.Response:
     sent = browser.page(host, "/.tiers/access/login", {"email": email, "return": path})
     assert sent.status_code == 303
     before = len(mailbox(project, email.lower()))
@@ -75,7 +79,12 @@ def test_pin_session_assertion_logout(project: Path) -> None:
         assert claims["sub"] == claims["email"] == "ana@plyr.fm"
         assert claims["identity_type"] == "user"
         web = browser.verify(STAGING_WEB, "/")
-        assert verify(web.headers["tiers-access-jwt-assertion"], jwks, audience="staging/frontend", issuer="tiers-gate:staging")
+        assert verify(
+            web.headers["tiers-access-jwt-assertion"],
+            jwks,
+            audience="staging/frontend",
+            issuer="tiers-gate:staging",
+        )
 
         confirm = browser.page(STAGING_WEB, "/.tiers/access/logout")
         assert confirm.status_code == 200 and "Sign out" in confirm.text
@@ -121,18 +130,25 @@ def test_not_allowed_address_gets_same_page_and_no_mail(project: Path) -> None:
         browser = Browser(gate)
         sign_in(browser, project, "ana@plyr.fm")  # so the mailbox exists
         stranger = Browser(gate)
-        sent = stranger.page(STAGING_WEB, "/.tiers/access/login", {"email": "eve@evil.example", "return": "/"})
+        sent = stranger.page(
+            STAGING_WEB, "/.tiers/access/login", {"email": "eve@evil.example", "return": "/"}
+        )
         assert sent.status_code == 303
         page = stranger.page(STAGING_WEB, "/.tiers/access/code")
         assert "If this address may enter, a code is on its way" in page.text
         log = tiers_cli("access", "log", "staging", "--json", cwd=project)
-        assert any(e["kind"] == "code-refused" and e["identity"] == "eve@evil.example" for e in json.loads(log.stdout))
+        assert any(
+            e["kind"] == "code-refused" and e["identity"] == "eve@evil.example"
+            for e in json.loads(log.stdout)
+        )
         assert mailbox(project, "eve@evil.example") == []
 
 
 def test_mailbox_command_prints_the_code(project: Path) -> None:
     with running_gate(project) as gate:
-        Browser(gate).page(STAGING_WEB, "/.tiers/access/login", {"email": "ana@plyr.fm", "return": "/"})
+        Browser(gate).page(
+            STAGING_WEB, "/.tiers/access/login", {"email": "ana@plyr.fm", "return": "/"}
+        )
         code = code_for(project, "ana@plyr.fm")
         done = tiers_cli("access", "mailbox", "staging", cwd=project)
         assert done.returncode == 0
@@ -146,7 +162,14 @@ def test_bypass_and_health(project: Path) -> None:
         assert public.status_code == 200
         assert "tiers-access-jwt-assertion" not in public.headers
         assert browser.verify(STAGING_WEB, "/health").status_code == 302  # bypass names one host
-        api = httpx.get(f"{gate.url}/verify", headers={"X-Forwarded-Host": STAGING_API, "X-Forwarded-Uri": "/tracks", "Accept": "application/json"})
+        api = httpx.get(
+            f"{gate.url}/verify",
+            headers={
+                "X-Forwarded-Host": STAGING_API,
+                "X-Forwarded-Uri": "/tracks",
+                "Accept": "application/json",
+            },
+        )
         assert api.status_code == 401
         assert "www-authenticate" not in api.headers
         assert api.json()["error"] == "sign-in required"

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.gate.conftest import STAGING_API, STAGING_WEB, Browser, eventually, running_gate, tiers_cli, write_config
+from tests.gate.conftest import (
+    STAGING_API,
+    STAGING_WEB,
+    Browser,
+    eventually,
+    running_gate,
+    tiers_cli,
+    write_config,
+)
 from tests.pipeline.example import reserved_ports
 from tiers.gate.assertion import verify
 
@@ -19,7 +27,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], str]] = []
 
-    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:  # noqa: N802
+    async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
         content = envelope.content  # type: ignore[attr-defined]
         self.messages.append((list(envelope.rcpt_tos), content.decode()))  # type: ignore[attr-defined]
         return "250 OK"
@@ -44,7 +52,7 @@ def test_pin_by_smtp(tmp_path: Path, smtp: tuple[int, Inbox]) -> None:
         browser = Browser(gate)
         browser.page(STAGING_WEB, "/.tiers/access/login", {"email": "ana@plyr.fm", "return": "/"})
         eventually(lambda: inbox.messages, "a mail")
-        (rcpt, body), = inbox.messages
+        ((rcpt, body),) = inbox.messages
         assert rcpt == ["ana@plyr.fm"]
         assert "From: gate@plyr.fm" in body
         code = re.search(r"Subject: (\d{6}) is your sign-in code for plyr staging", body)
@@ -66,23 +74,38 @@ def test_service_tokens(project: Path) -> None:
     assert bad.returncode == 2 and "--expires 'soon'" in bad.stderr
     with running_gate(project) as gate:
         robot = Browser(gate)
-        headers = {"Tiers-Access-Client-Id": client_id, "Tiers-Access-Client-Secret": secret, "Accept": "*/*"}
+        headers = {
+            "Tiers-Access-Client-Id": client_id,
+            "Tiers-Access-Client-Secret": secret,
+            "Accept": "*/*",
+        }
         allowed = robot.verify(STAGING_API, "/tracks", **headers)
         assert allowed.status_code == 200
         assert allowed.headers["tiers-access-identity"] == "service:ci"
         with gate.client() as client:
             jwks = client.get("/.tiers/access/certs").json()
-        claims = verify(allowed.headers["tiers-access-jwt-assertion"], jwks, audience="staging/backend", issuer="tiers-gate:staging")
+        claims = verify(
+            allowed.headers["tiers-access-jwt-assertion"],
+            jwks,
+            audience="staging/backend",
+            issuer="tiers-gate:staging",
+        )
         assert claims["identity_type"] == "service" and claims["sub"] == "service:ci"
         assert "email" not in claims
-        wrong = robot.verify(STAGING_API, "/tracks", **{**headers, "Tiers-Access-Client-Secret": secret + "x"})
+        wrong = robot.verify(
+            STAGING_API, "/tracks", **{**headers, "Tiers-Access-Client-Secret": secret + "x"}
+        )
         assert wrong.status_code == 401 and "tiers-access-jwt-assertion" not in wrong.headers
 
-        listed = json.loads(tiers_cli("access", "token", "ls", "staging", "--json", cwd=project).stdout)
+        listed = json.loads(
+            tiers_cli("access", "token", "ls", "staging", "--json", cwd=project).stdout
+        )
         assert [(t["name"], t["state"]) for t in listed] == [("ci", "live")]
         assert secret not in json.dumps(listed)
         eventually(
-            lambda: json.loads(tiers_cli("access", "token", "ls", "staging", "--json", cwd=project).stdout)[0]["last_used_at"],
+            lambda: json.loads(
+                tiers_cli("access", "token", "ls", "staging", "--json", cwd=project).stdout
+            )[0]["last_used_at"],
             "the token's use recorded",
         )
         log = json.loads(tiers_cli("access", "log", "staging", "--json", cwd=project).stdout)
@@ -90,7 +113,10 @@ def test_service_tokens(project: Path) -> None:
 
         revoked = tiers_cli("access", "token", "revoke", "staging", "ci", cwd=project)
         assert revoked.returncode == 0
-        eventually(lambda: robot.verify(STAGING_API, "/tracks", **headers).status_code == 401, "revoked token refused")
+        eventually(
+            lambda: robot.verify(STAGING_API, "/tracks", **headers).status_code == 401,
+            "revoked token refused",
+        )
 
 
 def test_token_of_another_tier_is_refused(project: Path) -> None:
@@ -125,15 +151,18 @@ def test_one_login_across_hosts(tmp_path: Path) -> None:
     with running_gate(tmp_path) as gate:
         browser = Browser(gate, scheme="https")
         browser.page(web, "/.tiers/access/login", {"email": "ana@plyr.fm", "return": "/library"})
-        mail = json.loads(tiers_cli("access", "mailbox", "staging", "--json", cwd=tmp_path).stdout)
-        code = eventually(lambda: json.loads(tiers_cli("access", "mailbox", "staging", "--json", cwd=tmp_path).stdout), "mail")[-1]["code"]
-        del mail
+        code = eventually(
+            lambda: json.loads(
+                tiers_cli("access", "mailbox", "staging", "--json", cwd=tmp_path).stdout
+            ),
+            "mail",
+        )[-1]["code"]
         done = browser.page(web, "/.tiers/access/code", {"code": code})
         assert "__Host-tiers_session_staging=" in done.headers["set-cookie"]
         assert "Secure" in done.headers["set-cookie"]
         assert done.headers["location"].startswith(f"https://{api}/.tiers/access/session?ticket=")
         hop_url = done.headers["location"].split(api, 1)[1]
-        end, host = browser.follow(done, web)
+        end, _ = browser.follow(done, web)
         assert end.headers["location"] == f"https://{web}/library"
         assert browser.verify(api, "/tracks").status_code == 200
         assert browser.verify(web, "/library").status_code == 200

@@ -114,7 +114,8 @@ def token_revoke(
     store, _ = _access(config, environment, state)
     if not store.revoke_token(name):
         raise UsageError(
-            f"{environment} has no live token called {name} (see `tiers access token ls {environment}`)"
+            f"{environment} has no live token called {name} "
+            f"(see `tiers access token ls {environment}`)"
         )
     store.event("token-revoked", f"service:{name}", method="token")
     io.out(f"{environment}: token {name} revoked")

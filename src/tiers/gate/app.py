@@ -29,14 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import inspect
-import os
-import secrets
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
@@ -78,7 +73,7 @@ _PAGES = Templates(
     loader=FileSystemLoader(Path(__file__).parent / "pages"),
     autoescape=select_autoescape(default=True),
 )
-_NO_STORE = {"Cache-Control": "no-store"}
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def make_app(config: Config, environment: str, state: StateStore, state_dir: Path) -> Starlette:
@@ -86,10 +81,10 @@ def make_app(config: Config, environment: str, state: StateStore, state_dir: Pat
     sessions and events in ``state`` and its keys under ``state_dir/gate/ENV``."""
     gate = Gate(config, environment, state, state_dir)
     gate.refresh()
-    return _App(gate).starlette()
+    return GateApp(gate).starlette()
 
 
-def _client(request: Request) -> str:
+def client_address(request: Request) -> str:
     """The client's address: the last X-Forwarded-For entry is the one Caddy added."""
     forwarded = request.headers.get("x-forwarded-for")
     if forwarded:
@@ -110,21 +105,15 @@ def _browser(request: Request, method: str) -> bool:
     return method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", "")
 
 
-def _login_module(provider: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(f"tiers.gate.{provider}")
-    except ModuleNotFoundError as exc:
-        if exc.name == f"tiers.gate.{provider}":
-            return None
-        raise
-
-
-class _App:
+class GateApp:
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
         self.access = gate.env.access
 
     def starlette(self) -> Starlette:
+        from tiers.gate.oauth import OAuthRoutes
+
+        oauth = OAuthRoutes(self)
         routes = [
             Route("/verify", self.verify, methods=["GET", "HEAD"]),
             Route(f"{PREFIX}/login", self.login, methods=["GET"]),
@@ -135,8 +124,8 @@ class _App:
             Route(f"{PREFIX}/session", self.session_hop, methods=["GET"]),
             Route(f"{PREFIX}/certs", self.certs, methods=["GET"]),
             Route(f"{PREFIX}/health", self.health, methods=["GET"]),
-            Route(f"{PREFIX}/{{provider:str}}/start", self.oauth_start, methods=["GET"]),
-            Route(f"{PREFIX}/{{provider:str}}/callback", self.oauth_callback, methods=["GET"]),
+            Route(f"{PREFIX}/{{provider:str}}/start", oauth.start, methods=["GET"]),
+            Route(f"{PREFIX}/{{provider:str}}/callback", oauth.callback, methods=["GET"]),
         ]
         return Starlette(routes=routes, lifespan=self.lifespan)
 
@@ -172,7 +161,7 @@ class _App:
     def page(self, name: str, status: int = 200, **context: Any) -> HTMLResponse:
         template = _PAGES.get_template(f"{name}.html")
         body = template.render(project=self.gate.project, environment=self.gate.name, **context)
-        return HTMLResponse(body, status_code=status, headers=_NO_STORE)
+        return HTMLResponse(body, status_code=status, headers=NO_STORE)
 
     def error(self, heading: str, message: str, status: int, return_to: str = "/") -> HTMLResponse:
         return self.page(
@@ -220,7 +209,7 @@ class _App:
         if CLIENT_ID_HEADER in headers or CLIENT_SECRET_HEADER in headers:
             client_id = headers.get(CLIENT_ID_HEADER, "")
             identity = self.gate.tokens.identity(
-                client_id, headers.get(CLIENT_SECRET_HEADER, ""), _client(request)
+                client_id, headers.get(CLIENT_SECRET_HEADER, ""), client_address(request)
             )
             if identity is None:
                 return JSONResponse(
@@ -250,7 +239,7 @@ class _App:
         if action == "login" or identity is None:
             if _browser(request, method):
                 location = f"{PREFIX}/login?return={quote(uri, safe='')}"
-                return RedirectResponse(location, 302, headers=_NO_STORE)
+                return RedirectResponse(location, 302, headers=NO_STORE)
             return JSONResponse(
                 {
                     "error": "sign-in required",
@@ -282,7 +271,7 @@ class _App:
     def _flow(self, secure: bool) -> str:
         return f"{'__Host-' if secure else ''}tiers_login_{self.gate.name}"
 
-    def _clear(self, response: Response, name: str, secure: bool) -> None:
+    def clear_cookie(self, response: Response, name: str, secure: bool) -> None:
         response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="lax")
 
     # -- email one-time PIN -------------------------------------------------------------------
@@ -294,7 +283,7 @@ class _App:
         _site, secure = here
         return_to = safe_return(request.query_params.get("return"))
         response = self.login_page(return_to)
-        self._clear(response, self._cookie(secure), secure)  # a sign-in starts signed out
+        self.clear_cookie(response, self._cookie(secure), secure)  # a sign-in starts signed out
         return response
 
     def login_page(self, return_to: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -333,7 +322,7 @@ class _App:
                 message="Enter one email address, like ana@example.com.",
                 error=True,
             )
-        client = _client(request)
+        client = client_address(request)
         result, mail = await run_in_threadpool(self.gate.request_code, address, client)
         if result == "client-limit":
             return self.login_page(
@@ -341,10 +330,11 @@ class _App:
                 429,
                 email=address,
                 error=True,
-                message="Too many codes were asked for from your network. Wait 15 minutes, then try again.",
+                message="Too many codes were asked for from your network. "
+                "Wait 15 minutes, then try again.",
             )
         task = BackgroundTask(self._send_quietly, mail) if mail is not None else None
-        response = RedirectResponse(f"{PREFIX}/code", 303, headers=_NO_STORE, background=task)
+        response = RedirectResponse(f"{PREFIX}/code", 303, headers=NO_STORE, background=task)
         flow = self.gate.signer.sign("login", {"email": address, "return": return_to}, FLOW_SECONDS)
         response.set_cookie(self._flow(secure), flow, **cookie_attributes(secure, FLOW_SECONDS))
         return response
@@ -366,7 +356,7 @@ class _App:
             return self.not_here()
         claims = self._flow_claims(request, here[1])
         if claims is None:
-            return RedirectResponse(f"{PREFIX}/login", 303, headers=_NO_STORE)
+            return RedirectResponse(f"{PREFIX}/login", 303, headers=NO_STORE)
         return self.page("code", email=claims["email"], return_to=claims["return"])
 
     async def enter_code(self, request: Request) -> Response:
@@ -384,13 +374,14 @@ class _App:
         address, return_to = str(claims["email"]), safe_return(str(claims["return"]))
         form = await request.form()
         code = "".join(str(form.get("code") or "").split())
-        client = _client(request)
+        client = client_address(request)
         result = await run_in_threadpool(self.gate.check_code, address, code, client)
         if result != "ok":
             message = (
                 "Too many wrong codes from your network. Wait 15 minutes, then ask for a new code."
                 if result == "client-limit"
-                else "That code is not right, or no longer works. Check the newest mail, or ask for a new code."
+                else "That code is not right, or no longer works. "
+                "Check the newest mail, or ask for a new code."
             )
             status = 429 if result == "client-limit" else 400
             return self.page(
@@ -398,7 +389,7 @@ class _App:
             )
         identity = Identity(kind="user", name=address, method="otp", email=address)
         response = await self.signed_in(identity, site, secure, return_to, client)
-        self._clear(response, self._flow(secure), secure)
+        self.clear_cookie(response, self._flow(secure), secure)
         return response
 
     # -- after any login: the session, and the hop through the other hosts ---------------------
@@ -415,7 +406,7 @@ class _App:
             location = self.gate.sites[hops[0]].url(f"{PREFIX}/session?ticket={ticket}")
         else:
             location = return_to
-        response = RedirectResponse(location, 303, headers=_NO_STORE)
+        response = RedirectResponse(location, 303, headers=NO_STORE)
         response.set_cookie(
             self._cookie(secure), cookie, **cookie_attributes(secure, self.gate.session_seconds)
         )
@@ -439,7 +430,7 @@ class _App:
             location = self.gate.sites[ticket.rest[0]].url(f"{PREFIX}/session?ticket={following}")
         else:
             location = ticket.final
-        response = RedirectResponse(location, 303, headers=_NO_STORE)
+        response = RedirectResponse(location, 303, headers=NO_STORE)
         cookie = self.gate.sessions.cookie(ticket.session_id, seconds)
         response.set_cookie(self._cookie(secure), cookie, **cookie_attributes(secure, seconds))
         return response
@@ -457,10 +448,10 @@ class _App:
         if found is not None:
             session_id, identity = found
             await run_in_threadpool(
-                self.gate.end_session, session_id, identity.name, _client(request)
+                self.gate.end_session, session_id, identity.name, client_address(request)
             )
         response = self.page("logged-out")
-        self._clear(response, self._cookie(secure), secure)
+        self.clear_cookie(response, self._cookie(secure), secure)
         return response
 
     async def certs(self, _request: Request) -> Response:
@@ -468,147 +459,3 @@ class _App:
 
     async def health(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok", "environment": self.gate.name})
-
-    # -- GitHub and OIDC: the flows live in tiers.gate.github and tiers.gate.oidc -------------
-
-    def _provider(self, provider: str) -> tuple[ModuleType, Any] | None:
-        if provider not in ("github", "oidc"):
-            return None
-        config = self.access.github if provider == "github" else self.access.oidc
-        if provider not in self.access.login or config is None:
-            return None
-        module = _login_module(provider)
-        return (module, config) if module is not None else None
-
-    def _not_configured(self, provider: str) -> Response:
-        label = "GitHub" if provider == "github" else "OIDC"
-        return PlainTextResponse(f"{label} login is not configured\n", 404)
-
-    def _oauth_cookie(self, secure: bool) -> str:
-        return f"{'__Host-' if secure else ''}tiers_oauth_{self.gate.name}"
-
-    async def oauth_start(self, request: Request) -> Response:
-        provider = request.path_params["provider"]
-        found = self._provider(provider)
-        if found is None:
-            return self._not_configured(provider)
-        here = self.here(request)
-        if here is None:
-            return self.not_here()
-        module, config = found
-        site, secure = here
-        state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-        redirect_uri = site.url(f"{PREFIX}/{provider}/callback")
-        args = (
-            (config, redirect_uri, state, nonce)
-            if provider == "oidc"
-            else (config, redirect_uri, state)
-        )
-        url = module.authorize_url(*args)
-        if inspect.isawaitable(url):
-            url = await url
-        response = RedirectResponse(str(url), 302, headers=_NO_STORE)
-        claims = {
-            "state": state,
-            "nonce": nonce,
-            "provider": provider,
-            "return": safe_return(request.query_params.get("return")),
-        }
-        value = self.gate.signer.sign("oauth", claims, FLOW_SECONDS)
-        response.set_cookie(
-            self._oauth_cookie(secure), value, **cookie_attributes(secure, FLOW_SECONDS)
-        )
-        return response
-
-    async def oauth_callback(self, request: Request) -> Response:
-        provider = request.path_params["provider"]
-        found = self._provider(provider)
-        if found is None:
-            return self._not_configured(provider)
-        here = self.here(request)
-        if here is None:
-            return self.not_here()
-        module, config = found
-        site, secure = here
-        value = request.cookies.get(self._oauth_cookie(secure))
-        claims = self.gate.signer.unsign("oauth", value) if value else None
-        state = request.query_params.get("state", "")
-        if (
-            claims is None
-            or claims.get("provider") != provider
-            or not secrets.compare_digest(str(claims["state"]), state)
-        ):
-            return self.error(
-                "Sign-in expired",
-                "This sign-in took too long or did not start here; try again.",
-                400,
-            )
-        return_to = safe_return(str(claims.get("return") or "/"))
-        if "error" in request.query_params or "code" not in request.query_params:
-            said = request.query_params.get("error_description") or request.query_params.get(
-                "error", "no code"
-            )
-            return self.error(
-                "Sign-in failed", f"The sign-in was not completed: {said[:200]}", 403, return_to
-            )
-        client = _client(request)
-        identity = await self._oauth_identity(
-            module, provider, config, site, claims, request, client
-        )
-        if isinstance(identity, Response):
-            return identity
-        if not self.gate.may_enter(identity):
-            await run_in_threadpool(
-                self.gate.store.event,
-                "login-failed",
-                identity.name,
-                method=identity.method,
-                client=client,
-                detail="no allow rule names this identity",
-            )
-            return self.page("denied", 403, who=identity.email or identity.name)
-        response = await self.signed_in(identity, site, secure, return_to, client)
-        self._clear(response, self._oauth_cookie(secure), secure)
-        return response
-
-    async def _oauth_identity(
-        self,
-        module: ModuleType,
-        provider: str,
-        config: Any,
-        site: Site,
-        claims: dict[str, Any],
-        request: Request,
-        client: str,
-    ) -> Identity | Response:
-        secret_name = config.client_secret
-        secret = os.environ.get(secret_name)
-        if not secret:
-            return self.error(
-                "Sign-in unavailable",
-                f"The gate has no {secret_name}; add it to {self.gate.name}'s secrets.",
-                503,
-            )
-        redirect_uri = site.url(f"{PREFIX}/{provider}/callback")
-        code = request.query_params["code"]
-        failed = getattr(module, "LoginFailed", RuntimeError)
-        try:
-            if provider == "oidc":
-                identity = await module.identity(
-                    config, secret, code, redirect_uri, claims["nonce"]
-                )
-            else:
-                identity = await module.identity(config, secret, code, redirect_uri)
-        except failed as exc:
-            await run_in_threadpool(
-                self.gate.store.event,
-                "login-failed",
-                None,
-                method=provider,
-                client=client,
-                detail=str(exc),
-            )
-            return self.error("Sign-in failed", str(exc), 403)
-        if not isinstance(identity, Identity) or identity.kind != "user":
-            return self.error("Sign-in failed", "The provider gave no person to sign in.", 403)
-        return identity

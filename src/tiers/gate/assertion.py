@@ -19,8 +19,9 @@ they expire, so the per-request path signs about once every four minutes per ses
 
 An origin checks an assertion with :func:`verify`:
 
->>> claims = verify(header, jwks, audience="staging/backend", issuer="tiers-gate:staging")  # doctest: +SKIP
->>> claims["email"]                                                                        # doctest: +SKIP
+>>> claims = verify(token, jwks, audience="staging/backend",
+...                 issuer="tiers-gate:staging")                      # doctest: +SKIP
+>>> claims["email"]                                                  # doctest: +SKIP
 'ana@plyr.fm'
 """
 

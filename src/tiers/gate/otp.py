@@ -56,7 +56,7 @@ WRONG_PER_CLIENT = 10
 TRIES = 3
 
 _ADDRESS = re.compile(r"^[^@\s<>()\[\],;:\"\\]+@[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
-_CODE = re.compile(r"\b(\d{%d})\b" % DIGITS)
+_CODE = re.compile(rf"\b(\d{{{DIGITS}}})\b")
 
 
 def valid_address(text: str) -> str | None:
