@@ -173,3 +173,44 @@ def test_bypass_and_health(project: Path) -> None:
         assert api.status_code == 401
         assert "www-authenticate" not in api.headers
         assert api.json()["error"] == "sign-in required"
+
+
+def test_signed_in_but_no_longer_allowed(project: Path) -> None:
+    with running_gate(project) as gate:
+        browser = Browser(gate)
+        sign_in(browser, project, "guest@elsewhere.example")
+        assert browser.verify(STAGING_API, "/tracks").status_code == 200
+    config = project / "tiers.toml"
+    config.write_text(config.read_text().replace(', "email:guest@elsewhere.example"', ""))
+    with running_gate(project) as gate:
+        browser.gate = gate
+        denied = browser.verify(STAGING_WEB, "/")
+        assert denied.status_code == 403
+        assert "guest@elsewhere.example" in denied.text and "not allowed" in denied.text
+        assert "tiers-access-jwt-assertion" not in denied.headers
+        robot = browser.verify(STAGING_API, "/tracks", Accept="application/json")
+        assert robot.status_code == 403 and robot.json()["error"] == "not allowed"
+
+
+def test_serve_refuses_bad_listen_and_unprotected(project: Path) -> None:
+    public = tiers_cli("gate", "serve", "staging", "--listen", "0.0.0.0:8100", cwd=project)
+    assert public.returncode == 2
+    assert "not a loopback address" in public.stderr and "--public" in public.stderr
+    bad = tiers_cli("gate", "serve", "staging", "--listen", "8100", cwd=project)
+    assert bad.returncode == 2 and "expected HOST:PORT" in bad.stderr
+    config = project / "tiers.toml"
+    production = "[environments.production.access]\nprotect = true"
+    config.write_text(config.read_text().replace(production, production.replace("true", "false")))
+    open_tier = tiers_cli("gate", "serve", "production", "--listen", "127.0.0.1:8100", cwd=project)
+    assert open_tier.returncode == 2
+    assert "production is not protected" in open_tier.stderr
+    unknown = tiers_cli("gate", "serve", "qa", cwd=project)
+    assert unknown.returncode == 2 and "no environment 'qa'" in unknown.stderr
+
+
+def test_serve_refuses_a_taken_port(project: Path) -> None:
+    with running_gate(project) as gate:
+        port = gate.url.rsplit(":", 1)[1]
+        taken = tiers_cli("gate", "serve", "staging", "--listen", f"127.0.0.1:{port}", cwd=project)
+        assert taken.returncode == 1
+        assert f"cannot listen on 127.0.0.1:{port}: another process uses that port" in taken.stderr

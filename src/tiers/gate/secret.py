@@ -49,7 +49,11 @@ def secret(directory: Path) -> bytes:
         text = ""
     except OSError as exc:
         raise OperationError(f"cannot read the gate secret {path}: {exc.strerror}") from exc
-    if len(text) < 64:
-        text = secrets.token_hex(32)
-        private_write(path, text + "\n")
-    return bytes.fromhex(text)
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < 32:  # none yet (or unreadable): a new one, which signs everyone out
+        key = secrets.token_bytes(32)
+        private_write(path, key.hex() + "\n")
+    return key
