@@ -487,3 +487,18 @@ def test_oauth_routes_without_a_provider(gate: Gate) -> None:
         ):
             answer = client.get(path, headers={"X-Forwarded-Host": STAGING_WEB})
             assert answer.status_code == 404 and "not configured" in answer.text
+
+
+@pytest.mark.parametrize("name", ["X-Forwarded-Uri", "X-Forwarded-Host", "Tiers-Access-Client-Id"])
+def test_a_routing_header_sent_twice(gate: Gate, name: str) -> None:
+    headers = [
+        ("X-Forwarded-Host", STAGING_API),
+        ("X-Forwarded-Uri", "/tracks"),
+        ("X-Forwarded-Proto", "http"),
+        (name, "/health" if name == "X-Forwarded-Uri" else "x"),
+        (name, "/health" if name == "X-Forwarded-Uri" else "y"),
+    ]
+    with gate.client() as client:
+        answer = client.get("/verify", headers=headers)
+    assert answer.status_code == 400
+    assert_refused(answer)

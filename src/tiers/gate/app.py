@@ -1,28 +1,20 @@
-"""The gate as an ASGI app (Starlette): ``/verify`` for Caddy, the login pages for people.
+"""The gate as an ASGI app: ``/verify`` for Caddy, the login pages for people.
 
-Caddy calls ``GET /verify`` for every request to a protected site (``forward_auth``),
-with ``X-Forwarded-Method``, ``X-Forwarded-Uri``, ``X-Forwarded-Host`` and
-``X-Forwarded-Proto``. The gate listens on loopback only, so those headers come from
-Caddy. It answers:
+``/verify`` is :mod:`tiers.gate.verify` (plain ASGI: it is on every request's path).
+Everything else is Starlette, under ``/.tiers/access/``, which Caddy routes on each
+protected site straight here, unauthenticated:
 
-- 200 and nothing else for a bypass path;
-- 200 with ``Tiers-Access-Jwt-Assertion`` and ``Tiers-Access-Identity`` (an email, or
-  ``service:NAME``) for an allowed request: Caddy copies both onto the request;
-- 302 to ``/.tiers/access/login?return=PATH`` for a browser nobody signed in on (a GET
-  that accepts text/html), 401 for anything else anonymous;
-- 403 for someone signed in who is not allowed (a page for browsers);
-- 400 for a request that cannot be read, or that carries a header only the gate may
-  set (``Tiers-Access-*`` other than the two service-token headers, in any case, with
-  ``_`` for ``-`` too).
+- ``login`` (GET: the page, which clears the old session cookie; POST: send a PIN),
+  ``code`` (GET: "code sent" and the PIN field; POST: check it and sign in);
+- ``logout`` (GET: confirm; POST: revoke the session server-side, clear the cookie);
+- ``session?ticket=…``: the hop that sets the host-only cookie on the environment's
+  other hosts after a login (see :mod:`tiers.gate.sessions`);
+- ``certs`` (the JWKS of the assertion keys), ``health``;
+- ``github/start``, ``github/callback``, ``oidc/start``, ``oidc/callback``
+  (:mod:`tiers.gate.oauth`).
 
-CORS preflights (OPTIONS with ``Origin`` and ``Access-Control-Request-Method``) get 200
-without identity when ``access.preflight = "origin"`` (the app answers them) and 403
-when it is ``"deny"``.
-
-Caddy routes ``/.tiers/access/*`` on each protected site straight here: ``login``,
-``code``, ``logout``, ``session`` (the cookie hop between the environment's hosts),
-``certs`` (the JWKS), ``health``, and ``github/…`` and ``oidc/…`` for the OAuth logins
-(:mod:`tiers.gate.github`, :mod:`tiers.gate.oidc`).
+Return URLs are only ever relative paths on the host the login happened on
+(:mod:`tiers.gate.returns`).
 """
 
 from __future__ import annotations
@@ -33,7 +25,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from jinja2 import Environment as Templates
 from jinja2 import FileSystemLoader, select_autoescape
@@ -44,29 +35,24 @@ from starlette.requests import Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
-    PlainTextResponse,
     RedirectResponse,
     Response,
 )
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tiers.config import Config
 from tiers.gate.core import Gate, Site
 from tiers.gate.identity import Identity
-from tiers.gate.policy import Malformed, normalise
 from tiers.gate.returns import safe_return
 from tiers.gate.sessions import cookie_attributes, cookie_name, secure_cookie
 from tiers.gate.store import now
+from tiers.gate.verify import ASSERTION_HEADER, IDENTITY_HEADER, Verifier
 from tiers.state import StateStore
 
 __all__ = ["ASSERTION_HEADER", "IDENTITY_HEADER", "PREFIX", "make_app"]
 
 PREFIX = "/.tiers/access"
-ASSERTION_HEADER = "Tiers-Access-Jwt-Assertion"
-IDENTITY_HEADER = "Tiers-Access-Identity"
-CLIENT_ID_HEADER = "tiers-access-client-id"
-CLIENT_SECRET_HEADER = "tiers-access-client-secret"
-_EXPECTED = {CLIENT_ID_HEADER.encode(), CLIENT_SECRET_HEADER.encode()}
 REFRESH_SECONDS = 1.0
 FLOW_SECONDS = 600
 _PAGES = Templates(
@@ -76,12 +62,27 @@ _PAGES = Templates(
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def make_app(config: Config, environment: str, state: StateStore, state_dir: Path) -> Starlette:
+def make_app(config: Config, environment: str, state: StateStore, state_dir: Path) -> ASGIApp:
     """The gate of ``environment`` (which must be protected by tiers), keeping its
     sessions and events in ``state`` and its keys under ``state_dir/gate/ENV``."""
     gate = Gate(config, environment, state, state_dir)
     gate.refresh()
-    return GateApp(gate).starlette()
+    pages = GateApp(gate)
+    return _Dispatch(Verifier(gate, pages.denied), pages.starlette())
+
+
+class _Dispatch:
+    """``/verify`` straight to the plain-ASGI verifier; everything else to Starlette."""
+
+    def __init__(self, verifier: Verifier, pages: Starlette) -> None:
+        self.verifier = verifier
+        self.pages = pages
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/verify":
+            await self.verifier(scope, receive, send)
+        else:
+            await self.pages(scope, receive, send)
 
 
 def client_address(request: Request) -> str:
@@ -90,19 +91,6 @@ def client_address(request: Request) -> str:
     if forwarded:
         return forwarded.rsplit(",", 1)[-1].strip()[:100]
     return request.client.host if request.client else "unknown"
-
-
-def _smuggled(request: Request) -> bool:
-    """A header only the gate may set, or an underscore variant of any Tiers-Access one."""
-    for name, _ in request.scope["headers"]:
-        lowered = name.lower()
-        if lowered.replace(b"_", b"-").startswith(b"tiers-access-") and lowered not in _EXPECTED:
-            return True
-    return False
-
-
-def _browser(request: Request, method: str) -> bool:
-    return method in ("GET", "HEAD") and "text/html" in request.headers.get("accept", "")
 
 
 class GateApp:
@@ -115,7 +103,6 @@ class GateApp:
 
         oauth = OAuthRoutes(self)
         routes = [
-            Route("/verify", self.verify, methods=["GET", "HEAD"]),
             Route(f"{PREFIX}/login", self.login, methods=["GET"]),
             Route(f"{PREFIX}/login", self.send_code, methods=["POST"]),
             Route(f"{PREFIX}/code", self.code_page, methods=["GET"]),
@@ -163,94 +150,16 @@ class GateApp:
         body = template.render(project=self.gate.project, environment=self.gate.name, **context)
         return HTMLResponse(body, status_code=status, headers=NO_STORE)
 
+    def denied(self, who: str) -> str:
+        """The body of the "signed in, but not allowed" page."""
+        return bytes(self.page("denied", 403, who=who).body).decode()
+
     def error(self, heading: str, message: str, status: int, return_to: str = "/") -> HTMLResponse:
         return self.page(
             "error", status, heading=heading, message=message, error=True, return_to=return_to
         )
 
     # -- /verify ------------------------------------------------------------------------------
-
-    async def verify(self, request: Request) -> Response:
-        headers = request.headers
-        if _smuggled(request):
-            return PlainTextResponse(
-                "refused: the request carries a Tiers-Access header only the gate may set\n", 400
-            )
-        method = headers.get("x-forwarded-method", "GET").upper()
-        host = headers.get("x-forwarded-host")
-        uri = headers.get("x-forwarded-uri")
-        scheme = headers.get("x-forwarded-proto", "http").lower()
-        if not host or uri is None or scheme not in ("http", "https"):
-            return PlainTextResponse(
-                "refused: the gate needs X-Forwarded-Host, -Uri and -Proto\n", 400
-            )
-        try:
-            target = normalise(host, uri, scheme=scheme)
-        except Malformed:
-            return PlainTextResponse(
-                "refused: the request target cannot be read unambiguously\n", 400
-            )
-        site = self.gate.sites.get(target.host)
-        if site is None:
-            return PlainTextResponse(
-                f"refused: {target.host} is not a host of {self.gate.name}\n", 403
-            )
-        if (
-            method == "OPTIONS"
-            and "origin" in headers
-            and "access-control-request-method" in headers
-        ):
-            if self.access.preflight == "origin":
-                return Response(status_code=200)
-            return PlainTextResponse(
-                "refused: CORS preflights are denied here (access.preflight)\n", 403
-            )
-        holder, identity = None, None
-        if CLIENT_ID_HEADER in headers or CLIENT_SECRET_HEADER in headers:
-            client_id = headers.get(CLIENT_ID_HEADER, "")
-            identity = self.gate.tokens.identity(
-                client_id, headers.get(CLIENT_SECRET_HEADER, ""), client_address(request)
-            )
-            if identity is None:
-                return JSONResponse(
-                    {"error": "invalid service token", "environment": self.gate.name}, 401
-                )
-            holder = f"token:{client_id}"
-        else:
-            cookie = request.cookies.get(
-                cookie_name(self.gate.name, secure_cookie(scheme, target.host))
-            )
-            found = self.gate.sessions.identity(cookie, now())
-            if found is not None:
-                holder, identity = found
-        check = self.gate.check(target, site, method, holder, identity)
-        action = check.decision.action
-        if action == "bypass":
-            return Response(status_code=200)
-        if action == "allow" and check.identity is not None and check.assertion is not None:
-            who = check.identity.email if check.identity.kind == "user" else None
-            return Response(
-                status_code=200,
-                headers={
-                    ASSERTION_HEADER: check.assertion,
-                    IDENTITY_HEADER: who or f"service:{check.identity.name}",
-                },
-            )
-        if action == "login" or identity is None:
-            if _browser(request, method):
-                location = f"{PREFIX}/login?return={quote(uri, safe='')}"
-                return RedirectResponse(location, 302, headers=NO_STORE)
-            return JSONResponse(
-                {
-                    "error": "sign-in required",
-                    "environment": self.gate.name,
-                    "login": f"{PREFIX}/login",
-                },
-                401,
-            )
-        if identity.kind == "user" and _browser(request, method):
-            return self.page("denied", 403, who=identity.email or identity.name)
-        return JSONResponse({"error": "not allowed", "environment": self.gate.name}, 403)
 
     # -- the current site of a page request ---------------------------------------------------
 
