@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import httpx
+import jwt
 
 from tests.gate.conftest import (
     STAGING_API,
@@ -214,3 +215,41 @@ def test_serve_refuses_a_taken_port(project: Path) -> None:
         taken = tiers_cli("gate", "serve", "staging", "--listen", f"127.0.0.1:{port}", cwd=project)
         assert taken.returncode == 1
         assert f"cannot listen on 127.0.0.1:{port}: another process uses that port" in taken.stderr
+
+
+def test_keys_rotate_under_a_running_gate(project: Path) -> None:
+    from tiers.gate.assertion import Keys
+
+    with running_gate(project) as gate:
+        browser = Browser(gate)
+        sign_in(browser, project, "ana@plyr.fm")
+        folder = project / ".tiers" / "gate" / "staging"
+        assert folder.stat().st_mode & 0o777 == 0o700
+        for name in ("keys.json", "secret"):
+            assert (folder / name).stat().st_mode & 0o777 == 0o600
+        before = browser.verify(STAGING_API, "/tracks").headers["tiers-access-jwt-assertion"]
+        new = Keys(folder / "keys.json").rotate()
+        assert (folder / "keys.json").stat().st_mode & 0o777 == 0o600
+
+        def published() -> dict[str, object] | None:
+            with gate.client() as client:
+                jwks = client.get("/.tiers/access/certs").json()
+            return jwks if len(jwks["keys"]) == 2 else None
+
+        jwks = eventually(published, "the new key published")
+        after = browser.verify(STAGING_API, "/tracks").headers["tiers-access-jwt-assertion"]
+        assert jwt.get_unverified_header(after)["kid"] == new
+        for token in (before, after):  # the previous key still verifies what it signed
+            assert verify(token, jwks, audience="staging/backend", issuer="tiers-gate:staging")
+
+
+def test_log_and_tokens_of_a_fresh_project(project: Path) -> None:
+    log = tiers_cli("access", "log", "staging", cwd=project)
+    assert log.returncode == 0 and "staging: no access events yet" in log.stdout
+    tokens = tiers_cli("access", "token", "ls", "staging", cwd=project)
+    assert tokens.returncode == 0 and "no service tokens" in tokens.stdout
+    assert not (project / ".tiers" / "state.db").exists()
+    revoke = tiers_cli("access", "token", "revoke", "staging", "ci", cwd=project)
+    assert revoke.returncode == 2 and "staging has no live token called ci" in revoke.stderr
+    empty = tiers_cli("access", "mailbox", "staging", cwd=project)
+    assert empty.returncode == 0 and "is empty" in empty.stdout

@@ -38,7 +38,9 @@ access_app.add_typer(
 )
 
 
-def _access(config: Path, environment: str, state: str | None) -> tuple[AccessStore, Path]:
+def _access(
+    config: Path, environment: str, state: str | None, *, read: bool = False
+) -> tuple[AccessStore, Path]:
     from tiers.config import load
     from tiers.gate.core import protected
     from tiers.gate.store import AccessStore
@@ -46,7 +48,8 @@ def _access(config: Path, environment: str, state: str | None) -> tuple[AccessSt
 
     protected(load(config).config, environment)
     project_dir = config.resolve().parent
-    store = StateStore.open(state, project_dir)
+    # a read where nothing was ever recorded does not create the state database
+    store = (StateStore.reading if read else StateStore.open)(state, project_dir)
     return AccessStore(store.engine, environment, store.url), project_dir
 
 
@@ -88,7 +91,7 @@ def token_ls(
     json_output: io.JsonOption = False,
 ) -> None:
     """The environment's service tokens: name, client id, state, expiry, last use."""
-    store, _ = _access(config, environment, state)
+    store, _ = _access(config, environment, state, read=True)
     tokens = [token.to_json() for token in store.tokens()]
     if json_output:
         io.out(json.dumps(tokens, indent=2))
@@ -132,7 +135,7 @@ def log(
     json_output: io.JsonOption = False,
 ) -> None:
     """What the gate recorded: logins, failures, logouts, codes sent, token uses."""
-    store, _ = _access(config, environment, state)
+    store, _ = _access(config, environment, state, read=True)
     events = store.events(limit=limit)
     if json_output:
         io.out(json.dumps([event.to_json() for event in events], indent=2))
