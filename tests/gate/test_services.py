@@ -96,6 +96,8 @@ def test_service_tokens(project: Path) -> None:
             STAGING_API, "/tracks", **{**headers, "Tiers-Access-Client-Secret": secret + "x"}
         )
         assert wrong.status_code == 401 and "tiers-access-jwt-assertion" not in wrong.headers
+        public = robot.verify(STAGING_API, "/health", **{**headers, "Tiers-Access-Client-Id": "x"})
+        assert public.status_code == 200  # a bypass path ignores a bad token
 
         listed = json.loads(
             tiers_cli("access", "token", "ls", "staging", "--json", cwd=project).stdout
