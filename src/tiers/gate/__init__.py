@@ -7,6 +7,14 @@ signed identity assertion for the origin), a redirect to the login page, or a re
 - :mod:`tiers.gate.policy`: the one path normalisation and the one decision (bypass,
   allow, deny), shared by the gate, ``tiers access explain`` and the Cloudflare export;
 - :mod:`tiers.gate.identity`: who someone is once signed in, and the ``allow`` selectors;
-- the gate service itself (sessions, one-time PINs, GitHub and OIDC logins, service
-  tokens, the assertion keys and their JWKS, the pages) in the modules beside these.
+- the gate service itself: :mod:`~tiers.gate.app` (the ASGI app, ``make_app``) with
+  :mod:`~tiers.gate.verify` (``/verify``, the per-request path) and
+  :mod:`~tiers.gate.oauth` (the GitHub and OIDC routes); :mod:`~tiers.gate.core` (one
+  environment's gate: rules, caches, login work); :mod:`~tiers.gate.sessions` (the
+  cookie, the live-session cache, the host hop); :mod:`~tiers.gate.assertion` (the
+  signed identity for the origin, its keys, JWKS and ``verify``); :mod:`~tiers.gate.otp`
+  (email PINs and the local mailbox); :mod:`~tiers.gate.tokens` (service tokens);
+  :mod:`~tiers.gate.store` (the ``access_*`` tables); :mod:`~tiers.gate.returns` (safe
+  return URLs); :mod:`~tiers.gate.secret` (``.tiers/gate/ENV/``);
+  :mod:`~tiers.gate.serve` (``tiers gate serve``); the pages in ``pages/``.
 """

@@ -94,6 +94,8 @@ def client_address(request: Request) -> str:
 
 
 class GateApp:
+    """The pages and the login routes of one gate, as a Starlette app."""
+
     def __init__(self, gate: Gate) -> None:
         self.gate = gate
         self.access = gate.env.access
