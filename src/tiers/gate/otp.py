@@ -141,10 +141,15 @@ def _smtp(mail: Mail, smtp: Smtp, password: str | None) -> None:
 
 def mailbox_messages(maildir: Path) -> list[dict[str, Any]]:
     """The local mailbox, oldest first: to, when, subject and the code of each mail."""
-    if not maildir.is_dir():
+    # the gate may be making the Maildir's folders this very moment
+    if not all((maildir / part).is_dir() for part in ("new", "cur", "tmp")):
+        return []
+    try:
+        messages = list(mailbox.Maildir(maildir, create=False))
+    except FileNotFoundError:
         return []
     found = []
-    for message in mailbox.Maildir(maildir, create=False):
+    for message in messages:
         subject = str(message["Subject"] or "")
         date = message["Date"]
         when = parsedate_to_datetime(date).astimezone(UTC) if date else None
