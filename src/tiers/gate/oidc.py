@@ -66,7 +66,14 @@ from tiers.config.model import OidcLogin
 from tiers.gate.github import LoginFailed
 from tiers.gate.identity import Identity
 
-__all__ = ["authorize_url", "callback_error", "exchange", "identity", "verify_id_token"]
+__all__ = [
+    "LoginFailed",
+    "authorize_url",
+    "callback_error",
+    "exchange",
+    "identity",
+    "verify_id_token",
+]
 
 TIMEOUT = httpx.Timeout(10.0)
 DISCOVERY_SECONDS = 3600
@@ -99,7 +106,7 @@ _providers: dict[str, _Provider] = {}
 async def authorize_url(cfg: OidcLogin, redirect_uri: str, state: str, nonce: str) -> str:
     """Where to send the browser to sign in; it comes back to ``redirect_uri`` with
     ``code`` and this ``state``. ``nonce`` is the caller's secret (see the module)."""
-    async with _client(cfg) as client:
+    async with _client() as client:
         provider = await _discover(client, cfg)
     scope = ["openid", "email", "profile"]
     if cfg.groups_claim in provider.scopes:  # Okta, Dex, Authentik… hand groups out by scope
@@ -126,7 +133,9 @@ def callback_error(cfg: OidcLogin, params: Mapping[str, str]) -> LoginFailed | N
         return LoginFailed("The sign-in came back from another provider. Sign in again.")
     error = params.get("error")
     if error is None:
-        return None if params.get("code") else LoginFailed("No sign-in code came back.")
+        if params.get("code"):
+            return None
+        return LoginFailed("No sign-in code came back. Sign in again.")
     if error == "access_denied":
         return LoginFailed("You cancelled signing in, so you are not signed in.")
     if error in {"login_required", "interaction_required", "consent_required"}:
@@ -140,7 +149,7 @@ async def identity(
 ) -> Identity:
     """Who signed in: exchange ``code`` for tokens, check the ID token against this
     sign-in's ``nonce``, and read the verified email and the groups."""
-    async with _client(cfg) as client:
+    async with _client() as client:
         provider = await _discover(client, cfg)
         tokens = await _exchange(client, provider, cfg, client_secret, code, redirect_uri, nonce)
         claims = await _verify(client, provider, cfg, tokens, nonce, None)
@@ -172,7 +181,7 @@ async def exchange(
     """The provider's token response for ``code`` (``id_token``, ``access_token``…), not
     checked yet: :func:`identity` is what the gate calls; this and
     :func:`verify_id_token` are its two halves, for tools and tests."""
-    async with _client(cfg) as client:
+    async with _client() as client:
         provider = await _discover(client, cfg)
         return await _exchange(client, provider, cfg, client_secret, code, redirect_uri, nonce)
 
@@ -187,14 +196,14 @@ async def verify_id_token(
 ) -> dict[str, Any]:
     """The claims of ``id_token`` once it passes every check (see the module), for the
     sign-in whose secret is ``nonce``; at ``now`` (seconds since the epoch) if given."""
-    async with _client(cfg) as client:
+    async with _client() as client:
         provider = await _discover(client, cfg)
         tokens = {"id_token": id_token, "access_token": access_token}
         return await _verify(client, provider, cfg, tokens, nonce, now)
 
 
-def _client(cfg: OidcLogin) -> httpx.AsyncClient:
-    del cfg  # one client per sign-in, with the gate's timeouts
+def _client() -> httpx.AsyncClient:
+    """One HTTP client per call, with the gate's timeouts."""
     return httpx.AsyncClient(timeout=TIMEOUT, headers={"User-Agent": "tiers-gate"})
 
 
