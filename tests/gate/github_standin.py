@@ -115,16 +115,19 @@ class GitHubStandIn:
 
     # What a person does in the browser, through the stand-in's own pages.
 
-    def approve(self, authorize_url: str, login: str) -> dict[str, str]:
-        """Open ``authorize_url``, sign in as ``login`` and press Authorize: the query
-        GitHub sends back to the callback."""
-        return self._decide(authorize_url, login, "allow")
+    def approve(self, authorize_url: str, login: str, *, withhold: str = "") -> dict[str, str]:
+        """Open ``authorize_url``, sign in as ``login`` and press Authorize (having edited
+        away the scopes in ``withhold``, as GitHub lets people do): the query GitHub sends
+        back to the callback."""
+        return self._decide(authorize_url, login, "allow", withhold)
 
     def deny(self, authorize_url: str, login: str) -> dict[str, str]:
         """Open ``authorize_url`` and press Cancel: the query sent back to the callback."""
         return self._decide(authorize_url, login, "deny")
 
-    def _decide(self, authorize_url: str, login: str, decision: str) -> dict[str, str]:
+    def _decide(
+        self, authorize_url: str, login: str, decision: str, withhold: str = ""
+    ) -> dict[str, str]:
         with httpx.Client(timeout=10) as browser:
             page = browser.get(authorize_url)
             assert page.status_code == 200, page.text
@@ -132,7 +135,7 @@ class GitHubStandIn:
             form = dict(parse_qsl(urlsplit(authorize_url).query))
             answer = browser.post(
                 f"{self.url}/login/oauth/authorize",
-                data={**form, "login": login, "decision": decision},
+                data={**form, "login": login, "decision": decision, "withhold": withhold},
             )
         assert answer.status_code == 302, answer.text
         location = answer.headers["location"]
@@ -188,7 +191,9 @@ class GitHubStandIn:
         login = form.get("login", "").lower()
         if login not in self.users:
             return 200, {}, "Incorrect username or password."
-        scopes = [s for s in form.get("scope", "").replace(",", " ").split() if s in KNOWN_SCOPES]
+        withheld = form.get("withhold", "").split()
+        asked = form.get("scope", "").replace(",", " ").split()
+        scopes = [s for s in asked if s in KNOWN_SCOPES and s not in withheld]
         code = secrets.token_hex(10)
         with self._lock:
             self._codes[code] = _Code(self.client_id, redirect_uri, login, scopes)

@@ -66,6 +66,20 @@ def test_a_member_signs_in_with_their_primary_verified_email_orgs_and_teams(
     )
 
 
+def test_without_read_org_granted_a_person_signs_in_with_no_orgs(hub: GitHubStandIn) -> None:
+    cfg = hub.config()
+    back = hub.approve(authorize_url(cfg, CALLBACK, "s"), "alice-dev", withhold="read:org")
+    who = asyncio.run(identity(cfg, hub.client_secret, back["code"], CALLBACK))
+    assert (who.email, who.github_orgs, who.github_teams) == ("alice@plyr.fm", (), ())
+
+
+def test_without_user_email_granted_the_person_is_told_why(hub: GitHubStandIn) -> None:
+    cfg = hub.config()
+    back = hub.approve(authorize_url(cfg, CALLBACK, "s"), "alice-dev", withhold="user:email")
+    with pytest.raises(LoginFailed, match="did not share your email addresses with the gate"):
+        asyncio.run(identity(cfg, hub.client_secret, back["code"], CALLBACK))
+
+
 def test_the_authorize_url_asks_github_for_the_profile_emails_and_orgs(
     hub: GitHubStandIn,
 ) -> None:

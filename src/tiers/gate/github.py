@@ -109,12 +109,17 @@ async def identity(cfg: GitHubLogin, client_secret: str, code: str, redirect_uri
             timeout=TIMEOUT, headers={"User-Agent": _USER_AGENT}
         ) as client:
             token, scopes = await _exchange(client, cfg, client_secret, code, redirect_uri)
+            if not scopes & _EMAIL_SCOPES:
+                raise LoginFailed(
+                    "GitHub did not share your email addresses with the gate, so it cannot "
+                    "tell who you are. Sign in again and leave the email permission on."
+                )
             api = _Api(client, cfg.api_url, token)
             user, emails, orgs, teams = await asyncio.gather(
                 api.get("/user"),
-                api.pages("/user/emails") if scopes & _EMAIL_SCOPES else _nothing(),
-                api.pages("/user/orgs") if scopes & _ORG_SCOPES else _nothing(),
-                api.pages("/user/teams") if scopes & _ORG_SCOPES else _nothing(),
+                api.pages("/user/emails"),
+                api.pages("/user/orgs", optional=True) if scopes & _ORG_SCOPES else _nothing(),
+                api.pages("/user/teams", optional=True) if scopes & _ORG_SCOPES else _nothing(),
             )
     except httpx.TimeoutException:
         raise LoginFailed(f"GitHub ({host}) did not answer in time. Try again.") from None
@@ -191,14 +196,18 @@ class _Api:
             raise LoginFailed(f"GitHub sent an answer to {path} this gate cannot read.")
         return body
 
-    async def pages(self, path: str) -> list[dict[str, Any]]:
-        """Every item of a listing, following GitHub's ``Link: <…>; rel="next"``."""
+    async def pages(self, path: str, *, optional: bool = False) -> list[dict[str, Any]]:
+        """Every item of a listing, following GitHub's ``Link: <…>; rel="next"``. An
+        ``optional`` listing GitHub refuses (403, 404) is empty: memberships it will not
+        show only make fewer ``allow`` rules match, never more."""
         items: list[dict[str, Any]] = []
         url: str | None = f"{self._base}{path}?per_page=100"
         for _ in range(_MAX_PAGES):
             if url is None:
                 break
-            response = await self._fetch(url, path)
+            response = await self._fetch(url, path, optional=optional)
+            if response.status_code != 200:
+                return []
             page = _json(response, path)
             if not isinstance(page, list) or not all(isinstance(i, dict) for i in page):
                 raise LoginFailed(f"GitHub sent an answer to {path} this gate cannot read.")
@@ -208,10 +217,12 @@ class _Api:
                 url = None  # the token goes to GitHub's API and nowhere else
         return items
 
-    async def _fetch(self, url: str, path: str) -> httpx.Response:
+    async def _fetch(self, url: str, path: str, *, optional: bool = False) -> httpx.Response:
         response = await self._client.get(url, headers=self._headers)
         if response.status_code == 401:
             raise LoginFailed("GitHub no longer accepts this sign-in. Sign in again.")
+        if optional and response.status_code in {403, 404}:
+            return response
         if response.status_code != 200:
             raise LoginFailed(
                 f"GitHub answered {path} with HTTP {response.status_code}. Try again later."
