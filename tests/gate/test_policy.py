@@ -8,6 +8,7 @@ import pytest
 
 from tests.gate.conftest import environment
 from tiers.config import Environment
+from tiers.errors import UsageError
 from tiers.gate.identity import Identity
 from tiers.gate.policy import Malformed, Policy, normalise
 
@@ -295,8 +296,13 @@ def test_a_preflight_is_handled_as_configured(preflight: str, action: str, rule_
 
 
 def test_a_bypass_pattern_that_is_no_normal_path_is_refused() -> None:
-    with pytest.raises(ValueError, match="is not a normal path"):
+    with pytest.raises(UsageError) as refused:
         Policy(environment(["/docs/../admin"]))
+    assert str(refused.value) == (
+        "tiers.toml environments.staging.access.bypass[0]: bypass pattern '/docs/../admin' "
+        "is not a normal path: write it as a browser sends it, with a single /* at the end "
+        "for a prefix"
+    )
 
 
 # -- selectors -------------------------------------------------------------------------

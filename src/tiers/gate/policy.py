@@ -53,6 +53,7 @@ from urllib.parse import urlsplit
 import idna
 
 from tiers.config import Environment
+from tiers.errors import UsageError
 from tiers.gate.identity import Identity
 
 __all__ = ["Decision", "Malformed", "Policy", "Rule", "Target", "normalise", "normalise_host"]
@@ -297,11 +298,14 @@ class Policy:
         self.env = env
         self.hosts = [_env_host(b.address) for b in env.services.values() if b.address]
         """The environment's hosts, normalised as requests are."""
-        self.rules = sorted(
-            [bypass_rule(p, i) for i, p in enumerate(env.access.bypass)]
-            + [Rule("protect", PROTECT, index=len(env.access.bypass))],
-            key=lambda rule: rule.rank,
-        )
+        rules = [Rule("protect", PROTECT, index=len(env.access.bypass))]
+        for index, pattern in enumerate(env.access.bypass):
+            try:
+                rules.append(bypass_rule(pattern, index))
+            except ValueError as error:
+                key = f"environments.{env.name}.access.bypass[{index}]"
+                raise UsageError(f"tiers.toml {key}: {error}") from None
+        self.rules = sorted(rules, key=lambda rule: rule.rank)
         """Every rule, in precedence order (the whole application last)."""
 
     def candidates(self, target: Target) -> list[Rule]:
@@ -319,14 +323,16 @@ class Policy:
             return Decision(
                 "deny", "default deny", f"{target.host} is not a host of {env} ({known})"
             )
-        rule = self._deciding(target)
+        rule = self.deciding(target)
         if rule.action == "bypass":
             return Decision(
                 "bypass", rule.name, f"{target} is public: the most specific rule is {rule.name}"
             )
         return self._protected(target, identity, method.upper())
 
-    def _deciding(self, target: Target) -> Rule:
+    def deciding(self, target: Target) -> Rule:
+        """The rule that decides ``target``'s path: the first candidate, passing over a
+        bypass when the target is not canonical."""
         for rule in self.candidates(target):
             if rule.action == "protect" or target.canonical:
                 return rule
