@@ -84,3 +84,47 @@ def _render(shown: dict[str, Any]) -> str:
         for a in shown["allow"]:
             lines.append(f"    {a['selector']:<{width}}  {'matches' if a['matches'] else 'no'}")
     return "\n".join(lines)
+
+
+# -- tiers access export cloudflare ------------------------------------------------------
+
+export_app = _group()
+access_app.add_typer(export_app, name="export", help="The same access rules for another gateway.")
+
+
+@export_app.command("cloudflare")
+def export_cloudflare(
+    environment: Annotated[str, typer.Argument(metavar="ENV", help="A protected environment.")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write the JSON there instead of to stdout."),
+    ] = None,
+    config: io.ConfigOption = Path("tiers.toml"),
+) -> None:
+    """ENV's access rules as Cloudflare Access applications, in the API's JSON.
+
+    Each entry of "applications" is the body of POST
+    /accounts/{account_id}/access/apps: one application per bypass path (decision
+    bypass, include everyone), one protected application with every host of ENV (Allow
+    policies from allow, a Service Auth policy for service tokens, session_duration from
+    session_hours). Fill in the <identity provider id: …> and <service token id: …>
+    placeholders from your account; "notes" says what one login across hosts needs.
+    Only environments on public hostnames can be exported (Cloudflare strips ports and
+    protects proxied hostnames).
+    """
+    from tiers.config import load
+    from tiers.files import atomic_write
+    from tiers.gate.cloudflare import export
+
+    exported = export(load(config).config, environment)
+    text = json.dumps(exported, indent=2) + "\n"
+    if output is None:
+        io.out(text.rstrip("\n"))
+        return
+    atomic_write(output, text)
+    count = len(exported["applications"])
+    io.out(
+        f"wrote {output}: {count} Cloudflare Access applications for {environment}; replace "
+        "its <identity provider id: …> and <service token id: …> placeholders, and read its "
+        "notes"
+    )
