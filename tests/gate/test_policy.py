@@ -20,12 +20,10 @@ CI = Identity("service", "ci", "token", environment="staging")
 
 
 def decide(env: Environment, host: str, uri: str, who: Identity | None = None) -> str:
-    """What the gate does: a target that cannot be read is denied."""
-    try:
-        target = normalise(host, uri)
-    except Malformed:
-        return "deny"
-    return Policy(env).decide(target, who).action
+    """What the gate does with a raw request: a target that cannot be read is denied."""
+    target, decision = Policy(env).decide_request(host, uri, who)
+    assert (target is None) == (decision.rule == "malformed request")
+    return decision.action
 
 
 PUBLIC = [

@@ -16,7 +16,7 @@ from typing import Any
 from tiers.config import Config, Environment
 from tiers.errors import UsageError
 from tiers.gate.identity import Identity
-from tiers.gate.policy import Decision, Malformed, Policy, Target, normalise, normalise_host
+from tiers.gate.policy import Decision, Malformed, Policy, Target, normalise_host
 
 __all__ = ["GRAMMAR", "Explanation", "environment_of", "explain", "parse_identity"]
 
@@ -76,12 +76,9 @@ def explain(
     env = environment_of(config, host, scheme)
     who = parse_identity(identity, env.name)
     policy = Policy(env)
-    try:
-        target = normalise(host, rest or "/", scheme=scheme)
-    except Malformed as error:
-        refused = Decision("deny", "malformed request", f"the gate refuses it: {error}")
-        return Explanation(url, env.name, method, who, None, refused, [], [])
-    decision = policy.decide(target, who, method=method)
+    target, decision = policy.decide_request(host, rest or "/", who, method=method, scheme=scheme)
+    if target is None:
+        return Explanation(url, env.name, method.upper(), who, None, decision, [], [])
     rules = _considered(policy, target, decision)
     allow = []
     if env.access.protect and who is not None and who.kind == "user":

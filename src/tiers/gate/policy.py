@@ -65,6 +65,8 @@ not identifiable) and not allowed, or the request cannot be read."""
 
 PROTECT = "protect = true"
 """The rule name of the whole application: every path no bypass pattern names."""
+MALFORMED = "malformed request"
+"""The rule name of a refusal to read a request target (:class:`Malformed`)."""
 DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
 
 
@@ -329,6 +331,23 @@ class Policy:
                 "bypass", rule.name, f"{target} is public: the most specific rule is {rule.name}"
             )
         return self._protected(target, identity, method.upper())
+
+    def decide_request(
+        self,
+        host: str,
+        uri: str,
+        identity: Identity | None,
+        *,
+        method: str = "GET",
+        scheme: str = "http",
+    ) -> tuple[Target | None, Decision]:
+        """:func:`normalise` then :meth:`decide`, with a target that cannot be read denied
+        (rule ``malformed request``): what the gate answers for a raw request."""
+        try:
+            target = normalise(host, uri, scheme=scheme)
+        except Malformed as error:
+            return None, Decision("deny", MALFORMED, f"the gate refuses it: {error}")
+        return target, self.decide(target, identity, method=method)
 
     def deciding(self, target: Target) -> Rule:
         """The rule that decides ``target``'s path: the first candidate, passing over a
