@@ -4,6 +4,15 @@ request-target exactly as the client sent it), the documented precedence, and th
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 from tests.gate.conftest import environment
@@ -11,6 +20,8 @@ from tiers.config import Environment
 from tiers.errors import UsageError
 from tiers.gate.identity import Identity
 from tiers.gate.policy import Malformed, Policy, normalise
+from tiers.platforms.local.caddy import caddy_binary
+from tiers.platforms.local.ports import free_port
 
 API = "localhost:8002"
 SITE = "localhost:5174"
@@ -356,3 +367,105 @@ def test_a_service_matches_no_selector(selector: str) -> None:
         "service", "ci", "token", email="ci@plyr.fm", github_user="ci", environment="staging"
     )
     assert not service.matches(selector)
+
+
+# -- through a real Caddy --------------------------------------------------------------
+
+Send = Callable[[str], "tuple[int, tuple[str, str] | None]"]
+
+
+@pytest.fixture(scope="module")
+def through_caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Send]:
+    """Raw requests to a real Caddy whose forward_auth asks a recording server; returns
+    Caddy's status and the (X-Forwarded-Host, X-Forwarded-Uri) the gate would read."""
+    tmp_path = tmp_path_factory.mktemp("caddy")
+    seen: list[tuple[str, str]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.headers["X-Forwarded-Host"], self.headers["X-Forwarded-Uri"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    gate = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=gate.serve_forever, daemon=True).start()
+    port = free_port()
+    (tmp_path / "Caddyfile").write_text(
+        "{\n  admin off\n  auto_https off\n  persist_config off\n}\n"
+        f"http://:{port} {{\n  bind 127.0.0.1\n"
+        f"  forward_auth 127.0.0.1:{gate.server_address[1]} {{\n    uri /verify\n  }}\n"
+        '  respond "served"\n}\n'
+    )
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    caddy = subprocess.Popen(
+        [str(caddy_binary()), "run", "--config", "Caddyfile", "--adapter", "caddyfile"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(port, caddy)
+
+        def send(target: str) -> tuple[int, tuple[str, str] | None]:
+            seen.clear()
+            head = f"GET {target} HTTP/1.1\r\nHost: {API}\r\nConnection: close\r\n\r\n"
+            with socket.create_connection(("127.0.0.1", port)) as conn:
+                conn.sendall(head.encode())
+                answer = b"".join(iter(lambda: conn.recv(65536), b""))
+            return int(answer.split(b" ", 2)[1]), (seen[0] if seen else None)
+
+        yield send
+    finally:
+        caddy.terminate()
+        caddy.wait(10)
+        gate.shutdown()
+        gate.server_close()
+
+
+def _wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and process.poll() is None:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"Caddy did not listen on {port}")
+
+
+VIA_CADDY = [
+    ("/health", "/health", "bypass"),
+    ("http://localhost:8002/health", "/health", "bypass"),  # Caddy sends the origin form
+    ("/health/../tracks", "/health/../tracks", "login"),
+    ("/health/%2e%2e/tracks", "/health/%2e%2e/tracks", "login"),
+    ("/tracks/../health", "/tracks/../health", "login"),
+    ("/health%2f..%2ftracks", "/health%2f..%2ftracks", "deny"),
+    ("/health\\..\\tracks", "/health%5C..%5Ctracks", "deny"),  # Caddy escapes the backslash
+    ("/health;/../tracks", "/health;/../tracks", "deny"),
+    ("/tracks#/health", "/tracks%23/health", "login"),  # Go reads # as part of the path
+    ("/tracks?/health", "/tracks?/health", "login"),
+    ("//localhost:8002/health", "//localhost:8002/health", "login"),
+    ("//health", "//health", "login"),
+    ("/%68ealth", "/%68ealth", "bypass"),
+    ("/\u00e9", "/%C3%A9", "login"),  # a raw non-ASCII byte reaches the gate escaped
+    ("*", "*", "deny"),
+]
+
+
+@pytest.mark.parametrize(("target", "forwarded", "action"), VIA_CADDY)
+def test_what_caddy_forwards_is_decided_as_the_table_says(
+    staging: Environment, through_caddy: Send, target: str, forwarded: str, action: str
+) -> None:
+    status, seen = through_caddy(target)
+    assert (status, seen) == (200, (API, forwarded))
+    assert decide(staging, *seen) == action
+
+
+@pytest.mark.parametrize("target", ["/health\x00", "/he\talth", "/health%zz", "/health "])
+def test_caddy_refuses_some_targets_before_the_gate_is_asked(
+    through_caddy: Send, target: str
+) -> None:
+    assert through_caddy(target) == (400, None)
