@@ -47,6 +47,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -120,11 +121,12 @@ def normalise(host: str, uri: str, *, scheme: str = "http") -> Target:
         raise Malformed(f"{uri!r} is not a path")
     if not uri.startswith("/"):
         uri = _absolute(uri, name)
-    path, _, fragment = _split(uri)
-    resolved, clean = _path(path)
+    path, fragment, _ = uri.partition("#")  # a raw # was never sent by a browser
+    resolved, clean = _path(path.partition("?")[0])
     return Target(name, resolved, canonical=clean and not fragment)
 
 
+@lru_cache(maxsize=1024)  # a gate sees few hosts, each on every request
 def normalise_host(host: str, *, scheme: str = "http") -> str:
     """``API-stg.plyr.fm.:443`` (https) → ``api-stg.plyr.fm``, or :class:`Malformed`."""
     _visible(host, "host", ascii_only=False)
@@ -183,12 +185,6 @@ def _absolute(uri: str, host: str) -> str:
     if normalise_host(authority, scheme=scheme.lower()) != host:
         raise Malformed(f"{uri!r} names another host than the request's ({host})")
     return rest if rest.startswith("/") else "/" + rest
-
-
-def _split(uri: str) -> tuple[str, str, str]:
-    path, hash_, fragment = uri.partition("#")
-    path, _, query = path.partition("?")
-    return path, query, hash_ + fragment
 
 
 def _path(raw: str) -> tuple[str, bool]:
