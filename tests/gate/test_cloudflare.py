@@ -361,3 +361,25 @@ def test_what_cloudflare_cannot_express_is_refused(
     seed.write_text(SEED.replace(*edit))
     done = tiers("access", "export", "cloudflare", env)
     assert (done.returncode, done.stdout, done.stderr) == (2, "", message)
+
+
+def test_a_destination_is_exported_once_and_only_for_the_environments_hosts(seed: Path) -> None:
+    text = SEED.replace(
+        '"api-stg.plyr.fm/docs",', '"/docs", "api-stg.plyr.fm/docs", "api.plyr.fm/admin",'
+    )
+    apps = export(load_text(text, "tiers.toml").config, "staging")["applications"]
+    bypasses = [
+        (a["name"], a["domain"], a["policies"][0]["name"])
+        for a in apps
+        if a["policies"][0]["decision"] == "bypass"
+    ]
+    assert bypasses == [
+        (f"plyr staging: bypass {uri}", uri, rule)
+        for uri, rule in [
+            ("api-stg.plyr.fm/health", "bypass api-stg.plyr.fm/health"),
+            ("api-stg.plyr.fm/docs", "bypass /docs"),  # first written wins, as in the gate
+            ("stg.plyr.fm/docs", "bypass /docs"),
+            ("stg.plyr.fm/manifest.webmanifest", "bypass stg.plyr.fm/manifest.webmanifest"),
+            ("stg.plyr.fm/icons/*", "bypass stg.plyr.fm/icons/*"),
+        ]
+    ]

@@ -73,11 +73,12 @@ def export(config: Config, name: str) -> dict[str, Any]:
     guarded = _guarded(policy, hosts)
     title = f"{config.project.name} {env.name}"
     apps = [
-        _bypass_app(env, f"{title}: bypass {rule.written}", uri, rule)
+        _bypass_app(env, f"{title}: bypass {uri}", uri, rule)
         for rule, uri in _bypasses(policy, hosts)
     ]
     apps += [
-        _app(env, f"{title}: below {rule.written}", [uri], protected=True) for rule, uri in guarded
+        _app(env, f"{title}: below {uri.removesuffix('/*')}", [uri], protected=True)
+        for uri in guarded
     ]
     whole = {uri.partition("/")[0] for rule, uri in _bypasses(policy, hosts) if rule.path == "/"}
     main = [host for host in hosts if host not in whole]
@@ -126,13 +127,16 @@ def _public_hosts(env: Environment, policy: Policy) -> list[str]:
 
 
 def _bypasses(policy: Policy, hosts: list[str]) -> list[tuple[Rule, str]]:
-    """Each bypass rule with each destination it covers (``/docs``: on every host)."""
-    return [
-        (rule, _uri(host, rule))
-        for rule in policy.rules
-        if rule.action == "bypass"
-        for host in ([rule.host] if rule.host else hosts)
-    ]
+    """Each bypass rule with each destination it covers (``/docs``: on every host), in
+    precedence order; a destination twice keeps its first rule, as the gate does, and a
+    host that is not the environment's gets none (the gate never matches it)."""
+    found: dict[str, Rule] = {}
+    for rule in policy.rules:
+        if rule.action == "bypass":
+            for host in [rule.host] if rule.host else hosts:
+                if host in hosts:
+                    found.setdefault(_uri(host, rule), rule)
+    return [(rule, uri) for uri, rule in found.items()]
 
 
 def _uri(host: str, rule: Rule) -> str:
@@ -141,7 +145,7 @@ def _uri(host: str, rule: Rule) -> str:
     return f"{host}{rule.path}"
 
 
-def _guarded(policy: Policy, hosts: list[str]) -> list[tuple[Rule, str]]:
+def _guarded(policy: Policy, hosts: list[str]) -> list[str]:
     """The protected ``HOST/PATH/*`` below each exact bypass (Cloudflare's ``HOST/PATH``
     covers it otherwise), unless a bypass names that prefix itself."""
     taken = {uri for _, uri in _bypasses(policy, hosts)}
@@ -150,7 +154,7 @@ def _guarded(policy: Policy, hosts: list[str]) -> list[tuple[Rule, str]]:
         below = uri.rstrip("/") + "/*"
         if not rule.prefix and below not in taken:
             taken.add(below)
-            guards.append((rule, below))
+            guards.append(below)
     return guards
 
 
