@@ -7,6 +7,9 @@ signed identity assertion for the origin), a redirect to the login page, or a re
 - :mod:`tiers.gate.policy`: the one path normalisation and the one decision (bypass,
   allow, deny), shared by the gate, ``tiers access explain`` and the Cloudflare export;
 - :mod:`tiers.gate.identity`: who someone is once signed in, and the ``allow`` selectors;
+- :mod:`tiers.gate.explain`: ``tiers access explain URL``, the decision with its rules;
+- :mod:`tiers.gate.cloudflare`: the same rules as Cloudflare Access applications, and
+  an evaluator of such an export with Cloudflare's semantics (the round trip);
 - the gate service itself (sessions, one-time PINs, GitHub and OIDC logins, service
   tokens, the assertion keys and their JWKS, the pages) in the modules beside these.
 """
