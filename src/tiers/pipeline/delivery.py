@@ -68,6 +68,8 @@ def unset(project_dir: Path, environment: str, wanted: Wanted) -> list[str]:
     command that sets it: read from the file's names, so no key is needed (a dry run
     warns with these; a deploy refuses with them)."""
     needed = names(wanted)
+    if not needed:
+        return []
     store = Store(project_dir)
     have = {e.name for e in store.entries(environment)} if store.exists(environment) else set()
     return _unset(store, environment, wanted, [n for n in needed if n not in have])

@@ -1,8 +1,8 @@
 """What the secrets store holds agrees with the tiers: every needed value set, none shared,
 each tier read only by whom tiers.toml allows.
 
-Names, fingerprints and recipients are read without any key. Values are decrypted only for tiers an
-identity held here opens; of a tier nobody here can read, nothing is claimed.
+Names, fingerprints and recipients are read without any key. Values are decrypted only for
+tiers an identity held here opens; of a tier nobody here can read, nothing is claimed.
 """
 
 from __future__ import annotations
