@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Edit
-from tests.secrets.helpers import new_key, ok, own_home
+from tests.secrets.helpers import new_key, ok, own_home, tiers
 from tiers.checks import Finding, run
 from tiers.checks.secretfiles import needed
 from tiers.config import load
@@ -193,9 +193,15 @@ def test_a_tier_readable_by_another_tiers_key_is_an_error_where_tiers_toml_says_
     ana = store.recipients("staging")[0]
     ci = new_key()[1]
     store.add_recipient("staging", ci)
-    store.add_recipient("production", ci)
     config.write_text(
         config.read_text().replace("shared_readers = []", f'shared_readers = ["{ana}"]')
+    )
+    added = tiers("secrets", "recipients", "add", "production", ci, "-c", str(config))
+    assert added.returncode == 0, added.stderr
+    assert added.stderr == (
+        f"warning: production's secrets (secrets/production.yaml) are readable by {ci}, a "
+        "recipient of staging, which environments.production.shared_readers does not list: "
+        f"run `tiers secrets recipients rm production {ci}` (secret-readable-by-other-tier)\n"
     )
 
     (finding,) = findings(config, "secret-readable-by-other-tier")
