@@ -1,15 +1,17 @@
 """The secret rules that read the store: needed values set, none shared, none naming another
-tier's resource, none in a tracked dotenv file or written in tiers.toml."""
+tier's resource, none readable by another tier's key where tiers.toml says so, none in a
+tracked dotenv file or written in tiers.toml."""
 
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import Edit
-from tests.secrets.helpers import new_key, own_home
+from tests.secrets.helpers import new_key, ok, own_home, tiers
 from tiers.checks import Finding, run
 from tiers.checks.secretfiles import needed
 from tiers.config import load
@@ -176,3 +178,73 @@ def test_a_random_looking_value_in_env_is_a_secret_in_config(edit: Edit) -> None
         "staging backend env SENTRY holds what looks like a random key",
         "staging backend env SIGNING holds what looks like a random key",
     ]
+
+
+def test_a_tier_readable_by_another_tiers_key_is_an_error_where_tiers_toml_says_so(
+    edit: Edit,
+) -> None:
+    """Ana reads both tiers and is allowed to; staging's CI key was added to production."""
+    config = edit(
+        ("[environments.production]\n", "[environments.production]\nshared_readers = []\n")
+    )
+    store = Store(config.parent)
+    fill(store, "staging")
+    fill(store, "production")
+    ana = store.recipients("staging")[0]
+    ci = new_key()[1]
+    store.add_recipient("staging", ci)
+    config.write_text(
+        config.read_text().replace("shared_readers = []", f'shared_readers = ["{ana}"]')
+    )
+    added = tiers("secrets", "recipients", "add", "production", ci, "-c", str(config))
+    assert added.returncode == 0, added.stderr
+    assert added.stderr == (
+        f"warning: production's secrets (secrets/production.yaml) are readable by {ci}, a "
+        "recipient of staging, which environments.production.shared_readers does not list: "
+        f"run `tiers secrets recipients rm production {ci}` (secret-readable-by-other-tier)\n"
+    )
+
+    (finding,) = findings(config, "secret-readable-by-other-tier")
+    assert finding.message == (
+        f"production's secrets (secrets/production.yaml) are readable by {ci}, a recipient "
+        "of staging, which environments.production.shared_readers does not list: run "
+        f"`tiers secrets recipients rm production {ci}`"
+    )
+    assert finding.key == "environments.production.shared_readers"
+    assert finding.environments == ("production", "staging")
+    assert "tiers secrets recipients rm ENV KEY" in finding.hint
+
+    ok("secrets", "recipients", "rm", "production", ci, "-c", str(config))
+    assert findings(config, "secret-readable-by-other-tier") == []
+    assert ci in store.recipients("staging")  # staging's CI still reads staging
+
+
+def test_who_reads_a_tier_is_judged_only_where_tiers_toml_says(edit: Edit) -> None:
+    """Without shared_readers nothing is claimed; with [] even one person's key is named."""
+    config = edit()
+    store = Store(config.parent)
+    fill(store, "staging")
+    fill(store, "production")
+    assert findings(config, "secret-readable-by-other-tier") == []
+    edit(("[environments.production]\n", "[environments.production]\nshared_readers = []\n"))
+    ana = store.recipients("staging")[0]
+    assert [
+        f.message.split(", ")[0] for f in findings(config, "secret-readable-by-other-tier")
+    ] == [f"production's secrets (secrets/production.yaml) are readable by {ana}"]
+
+
+def test_shared_readers_takes_age_public_keys_only(edit: Edit) -> None:
+    config = edit(
+        ("[environments.production]\n", '[environments.production]\nshared_readers = ["ana"]\n')
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "tiers", "check", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert (
+        "environments.production.shared_readers[0]: 'ana' is not an age public key (age1…, "
+        "as `tiers secrets init` prints)" in done.stderr
+    )

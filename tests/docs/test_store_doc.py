@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import tiers
+from tests.conftest import Edit, tiers
 from tests.secrets.helpers import new_key, own_home
 
 from tiers.secrets import Store
@@ -54,3 +54,20 @@ def test_a_value_set_changes_the_document_check_compares(plyr: Path) -> None:
     assert (
         "+- production (`secrets/production.yaml`): set: `DATABASE_URL`; not set:" in stale.stdout
     )
+
+
+def test_a_tier_whose_readers_tiers_toml_limits_says_so(edit: Edit) -> None:
+    ana = new_key()[1]
+    config = edit(
+        ("[environments.production]\n", f'[environments.production]\nshared_readers = ["{ana}"]\n')
+    )
+    store = Store(config.parent)
+    own, _, _ = store.init("production")
+    store.set("production", {"DATABASE_URL": "postgresql://u:pw@db/plyr"})
+    result = tiers("docs")
+    assert result.returncode == 0, result.stderr
+    assert values_section(result.stdout)[-2:] == [
+        f"  - readable by: `{own.public}`",
+        f"  - readable by no reader of another tier but `{ana}` (`shared_readers`, held by "
+        "`tiers check`)",
+    ]

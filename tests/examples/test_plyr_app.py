@@ -179,6 +179,7 @@ class Backend:
             "TIERS_ENVIRONMENT": "staging",
             "TIERS_VERSION": "2025.1125.120000",
             "TIERS_COMMIT": COMMIT,
+            "OAUTH_ENCRYPTION_KEY": "a-key-of-this-tests-own-not-a-real-one",
             "PORT": str(self.port),
         }
         for name, value in changes.items():
@@ -204,12 +205,12 @@ class Backend:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, **changes: str | None) -> subprocess.Popen[bytes]:
         with (self.root / f"{name}.log").open("wb") as out:
             process = subprocess.Popen(
                 [sys.executable, *args],
                 cwd=BACKEND,
-                env=self.env(),
+                env=self.env(**changes),
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -220,10 +221,10 @@ class Backend:
         path = self.root / f"{name}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
 
-    def start_app(self) -> None:
+    def start_app(self, **changes: str | None) -> None:
         app = self.start(
             "app", "-m", "uvicorn", "plyr_backend.main:app", "--host", "127.0.0.1",
-            "--port", str(self.port),
+            "--port", str(self.port), **changes,
         )  # fmt: skip
 
         def healthy() -> bool:
@@ -305,7 +306,9 @@ def files_in(directory: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("process", ["app", "worker"])
-@pytest.mark.parametrize("missing", ["DATABASE_URL", "DOCKET_URL", "STORAGE_DIR_AUDIO"])
+@pytest.mark.parametrize(
+    "missing", ["DATABASE_URL", "DOCKET_URL", "STORAGE_DIR_AUDIO", "OAUTH_ENCRYPTION_KEY"]
+)
 def test_a_missing_variable_stops_the_process_naming_it(
     tmp_path: Path, process: str, missing: str
 ) -> None:
@@ -318,6 +321,32 @@ def test_a_missing_variable_stops_the_process_naming_it(
     assert result.returncode == 1
     assert f"plyr-backend: missing environment variable {missing} (" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("environment", ["staging", None])
+def test_a_deployed_tier_without_its_encryption_key_stops_naming_the_command_that_sets_it(
+    tmp_path: Path, environment: str | None
+) -> None:
+    backend = Backend(tmp_path, "sqlite:///unused.db", "redis://127.0.0.1:1/0")
+    result = backend.run(
+        "-m", "uvicorn", "plyr_backend.main:app", "--port", str(backend.port),
+        OAUTH_ENCRYPTION_KEY=None, TIERS_ENVIRONMENT=environment,
+    )  # fmt: skip
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    tier = environment or "ENV"
+    assert line.startswith("plyr-backend: missing environment variable OAUTH_ENCRYPTION_KEY (")
+    assert line.endswith(f"`tiers secrets generate {tier} OAUTH_ENCRYPTION_KEY --format fernet`)")
+
+
+def test_development_may_go_without_the_encryption_key(backend: Backend) -> None:
+    dev = Backend(backend.root / "dev", backend.database_url, backend.redis_url)
+    dev.root.mkdir()
+    try:
+        dev.start_app(OAUTH_ENCRYPTION_KEY=None, TIERS_ENVIRONMENT="development")
+        assert httpx.get(f"{dev.url}/health", timeout=5).json()["environment"] == "development"
+    finally:
+        dev.stop_all()
 
 
 def test_migrations_without_database_url_say_so(tmp_path: Path) -> None:

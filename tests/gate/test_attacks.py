@@ -18,7 +18,7 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from tests.gate.conftest import (
+from tests.gate.service import (
     STAGING_API,
     STAGING_WEB,
     Browser,

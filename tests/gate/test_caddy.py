@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.gate.conftest import eventually, running_gate, write_config
+from tests.gate.service import eventually, running_gate, write_config
 from tests.pipeline.example import reserved_ports
 from tiers.gate.otp import mailbox_messages
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import jwt
 
-from tests.gate.conftest import (
+from tests.gate.service import (
     STAGING_API,
     STAGING_WEB,
     Browser,

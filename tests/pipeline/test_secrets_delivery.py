@@ -113,6 +113,30 @@ def test_a_deploy_refuses_a_declared_secret_without_a_value_before_anything_star
     assert not (repo.parent / "release-saw").exists()
 
 
+def test_a_dry_run_warns_of_a_declared_secret_without_a_value_and_still_plans(
+    repo: Path, tmp_path: Path
+) -> None:
+    Store(repo).remove("staging", NAME)
+    home = tmp_path / "stranger"  # names are read without a key: anyone can plan
+    done = tiers(
+        "deploy",
+        "staging",
+        "--dry-run",
+        cwd=repo,
+        env={"XDG_CONFIG_HOME": str(home), "SOPS_AGE_KEY_FILE": "", "HOME": str(home)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        f"warning: staging: the secret {NAME} (backend needs it) has no value in staging; "
+        f"set it with `tiers secrets set staging {NAME}`; a deploy refuses until then"
+    ]
+    assert f"{NAME} from secrets/staging.yaml" in done.stdout  # the plan, in full
+    assert history(repo) == []
+    Store(repo).set("staging", {NAME: "back-0123456789abcdef"})
+    quiet = tiers("deploy", "staging", "--dry-run", cwd=repo)
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+
+
 def test_a_deploy_by_someone_who_cannot_read_the_tier_says_so(repo: Path, tmp_path: Path) -> None:
     home = tmp_path / "stranger"
     done = tiers(

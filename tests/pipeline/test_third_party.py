@@ -5,7 +5,9 @@ not have) with its own pyproject.toml and requirements.lock, alembic migrations 
 and a health path that answers plain `true`. Each test makes a git repository of a copy,
 with a bare one beside it as its remote and the tiers.toml below on free ports; every
 tier, development included, runs on the virtualenv the lock file keys (built once a test
-run: the tests share this run's TIERS_HOME).
+run: the tests share this run's TIERS_HOME). The app signs session tokens with SECRET_KEY:
+the last test gives staging and production that secret, first one value for both (as a
+user exporting it by hand did), then a value each.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +32,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import tiers
-from tests.pipeline.example import _working_in, git, reserved_ports
+from tests.pipeline.example import _own_keys, _working_in, git, reserved_ports
 
 FIXTURE = Path(__file__).parent / "fixtures" / "notes"
 ENVIRONMENTS = ("development", "staging", "production")
@@ -278,3 +281,83 @@ def test_a_dependency_added_to_the_lock_is_installed_by_the_next_up(notes: Notes
     after = notes.get("development", "/")
     assert after["humanize"] == "4.16.0"
     assert after["prefix"] != before and Path(after["prefix"]).parent == venvs()
+
+
+def secrets_cli(notes: Notes, *args: str, input: str = "") -> subprocess.CompletedProcess[str]:
+    """``tiers secrets ARGS`` as a user types it, ``input`` on its standard input."""
+    return subprocess.run(
+        [sys.executable, "-m", "tiers", "secrets", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        cwd=notes.path,
+        check=False,
+    )
+
+
+def signed_by(notes: Notes, environment: str, user: str) -> str:
+    return str(notes.post(environment, f"/token?user={user}", {})["token"])
+
+
+def accepts(notes: Notes, environment: str, token: str) -> bool:
+    """Whether ``environment`` takes ``token`` as a session (200) or refuses it (401)."""
+    request = urllib.request.Request(
+        notes.url(environment, "/me"), headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            return bool(answer.status == 200)
+    except urllib.error.HTTPError as refused:
+        assert refused.code == 401, refused.read()
+        return False
+
+
+def test_a_token_signed_by_staging_is_refused_by_production_once_each_has_its_own_key(
+    notes: Notes,
+) -> None:
+    """The issue's scenario: SECRET_KEY set by hand to one value in both tiers lets a
+    staging token into production; check says so, and `generate --all` ends it."""
+    with _own_keys(notes.path.parent):
+        notes.edit("tiers.toml", "secrets = [] }", 'secrets = ["SECRET_KEY"] }')
+        notes.edit("tiers.toml", "secrets = [] }", 'secrets = ["SECRET_KEY"] }')
+        for environment in ("staging", "production"):
+            assert secrets_cli(notes, "init", environment).returncode == 0
+            done = secrets_cli(notes, "set", environment, "SECRET_KEY", input="one-for-both")
+            assert done.returncode == 0, done.stderr
+        git(notes.path, "add", "-A")
+        git(notes.path, "commit", "-q", "-m", "notes signs sessions with SECRET_KEY")
+        git(notes.path, "push", "-q", "origin", "main")
+
+        shared = tiers("check", cwd=notes.path)
+        assert shared.returncode == 1
+        assert (
+            "error [secret-reused] staging's SECRET_KEY and production's SECRET_KEY hold the "
+            "same value"
+        ) in shared.stdout
+
+        up(notes, "staging")
+        released = tiers("release", cwd=notes.path)
+        assert released.returncode == 0, released.stderr
+        before = signed_by(notes, "staging", "mallory")
+        assert accepts(notes, "production", before)  # what the check is there to stop
+
+        generated = secrets_cli(notes, "generate", "--all", "SECRET_KEY")
+        assert generated.returncode == 0, generated.stderr
+        checked = tiers("check", cwd=notes.path)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        assert "secret-reused" not in checked.stdout
+        for environment in ("staging", "production"):
+            applied = secrets_cli(notes, "apply", environment)
+            assert applied.returncode == 0, applied.stderr
+            assert "serves with the secrets as they are now" in applied.stdout
+
+        staging, production = (
+            signed_by(notes, "staging", "ana"),
+            signed_by(notes, "production", "ana"),
+        )
+        assert staging != production
+        assert accepts(notes, "staging", staging) and accepts(notes, "production", production)
+        assert not accepts(notes, "production", staging)
+        assert not accepts(notes, "staging", production)
+        assert not accepts(notes, "production", before)  # the old shared key is gone too
+        assert "one-for-both" not in generated.stdout + checked.stdout

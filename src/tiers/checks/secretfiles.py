@@ -37,6 +37,14 @@ def entries(ctx: Context, env: str) -> list[secrets.Entry] | None:
     return secrets.entries(root, env)
 
 
+def recipients(ctx: Context, env: str) -> list[str]:
+    """The age public keys the tier's file is wrapped for; none when it has no file."""
+    root = project_dir(ctx)
+    if root is None or not secrets.has_file(root, env):
+        return []
+    return secrets.recipients(root, env)
+
+
 def readable(ctx: Context, env: str) -> dict[str, str] | None:
     """The tier's values when an identity here opens its file; else None."""
     root = project_dir(ctx)

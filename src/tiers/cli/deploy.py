@@ -75,6 +75,8 @@ def deploy(
         shipped = pipeline.at(target, forced="a dry run refuses nothing before its plan")
         for line in shipped.plan(environment, target):
             io.out(line)
+        for line in shipped.unset_secrets(environment):  # the real deploy refuses these
+            io.error(f"{line}; a deploy refuses until then", prefix="warning")
         if _forced(force, reason) is None:  # what the real run would refuse
             assert shipped.shipped is not None
             refuse_errors(shipped.shipped, target.version, None)

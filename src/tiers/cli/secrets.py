@@ -362,6 +362,19 @@ def recipients_add(
     """Let one more age key read the tier (a teammate's, or the tier's CI key)."""
     added = _store(config).add_recipient(environment, key)
     io.out(f"{environment}: {key} {'added' if added else 'was a recipient already'}")
+    _say_who_reads(config, environment)
+
+
+def _say_who_reads(config: Path, environment: str) -> None:
+    """Warn when a tier is now read by another's key where tiers.toml's shared_readers
+    forbids it: the finding `tiers check` will fail on."""
+    from tiers.checks import RULES, run
+    from tiers.config import load
+
+    others = [rule for rule in RULES if rule != "secret-readable-by-other-tier"]
+    for finding in run(*load(config), ignore=others):
+        if environment in finding.environments:
+            io.error(f"{finding.message} ({finding.rule})", prefix="warning")
 
 
 @recipients_app.command("rm")

@@ -78,6 +78,15 @@ def _env_name(value: str) -> str:
     return value
 
 
+def _age_recipient(value: str) -> str:
+    # bech32: "age1" and 58 characters of its alphabet (no 1, b, i, o)
+    if not re.fullmatch(r"age1[02-9ac-hj-np-z]{58}", value):
+        raise ValueError(
+            f"{value!r} is not an age public key (age1…, as `tiers secrets init` prints)"
+        )
+    return value
+
+
 def _url(value: str) -> str:
     """Validate and normalise: lower-case scheme and host, no default port, no bare ``/``."""
     parts = _parse_url(value, "https://api.example.com")
@@ -147,6 +156,7 @@ def _fact(value: str) -> str:
 Slug = Annotated[str, AfterValidator(_slug)]
 Fact = Annotated[str, AfterValidator(_fact)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
+AgeRecipient = Annotated[str, AfterValidator(_age_recipient)]
 Url = Annotated[str, AfterValidator(_url)]
 UrlPath = Annotated[str, AfterValidator(_path)]
 Platform = Annotated[str, AfterValidator(_platform)]
@@ -671,6 +681,10 @@ class Environment(Model):
     """The session cookie's name; tiers on one site need names of their own."""
     observability: Observability | None = None
     access: Access = Access()
+    shared_readers: list[AgeRecipient] | None = None
+    """Set, no recipient of another tier's secrets file may read this tier's but these
+    age public keys (say, the one person who deploys both); ``[]``: none may. Unset,
+    tiers.toml says nothing of who reads the tier. Checked by secret-readable-by-other-tier."""
 
     @property
     def local(self) -> bool:

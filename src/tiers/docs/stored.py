@@ -26,6 +26,9 @@ class TierSecrets:
     """Set, though no service or resource of the tier names it."""
     readers: list[str]
     """The age public keys the tier's file is encrypted for."""
+    shared: list[str] | None = None
+    """The readers of other tiers allowed to read this one (``shared_readers``); None:
+    tiers.toml says nothing of it."""
 
 
 def tiers(config: Config, project_dir: Path | None) -> list[TierSecrets]:
@@ -54,6 +57,7 @@ def tiers(config: Config, project_dir: Path | None) -> list[TierSecrets]:
                 unset=[n for n in wanted if n not in have],
                 unused=[n for n in have if n not in wanted],
                 readers=readers,
+                shared=env.shared_readers,
             )
         )
     return found

@@ -7,6 +7,9 @@ signed identity assertion for the origin), a redirect to the login page, or a re
 - :mod:`tiers.gate.policy`: the one path normalisation and the one decision (bypass,
   allow, deny), shared by the gate, ``tiers access explain`` and the Cloudflare export;
 - :mod:`tiers.gate.identity`: who someone is once signed in, and the ``allow`` selectors;
+- :mod:`tiers.gate.explain`: ``tiers access explain URL``, the decision with its rules;
+- :mod:`tiers.gate.cloudflare`: the same rules as Cloudflare Access applications, and
+  an evaluator of such an export with Cloudflare's semantics (the round trip);
 - the gate service itself: :mod:`~tiers.gate.app` (the ASGI app, ``make_app``) with
   :mod:`~tiers.gate.verify` (``/verify``, the per-request path) and
   :mod:`~tiers.gate.oauth` (the GitHub and OIDC routes); :mod:`~tiers.gate.core` (one

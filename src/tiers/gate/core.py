@@ -20,7 +20,7 @@ from tiers.errors import UsageError
 from tiers.gate import otp
 from tiers.gate.assertion import AssertionCache, Keys
 from tiers.gate.identity import Identity
-from tiers.gate.policy import Decision, Malformed, Policy, Target, normalise
+from tiers.gate.policy import Decision, Malformed, Policy, Target, normalise_host
 from tiers.gate.secret import gate_dir, secret
 from tiers.gate.sessions import SessionCache, Signer, Tickets, cookie_host
 from tiers.gate.store import AccessStore, now
@@ -80,7 +80,7 @@ def _sites(env: Environment) -> dict[str, Site]:
         if not address:
             continue
         scheme = "https" if address.startswith("https:") else "http"
-        host = normalise(address.split("://", 1)[-1].split("/", 1)[0], "/", scheme=scheme).host
+        host = normalise_host(address.split("://", 1)[-1].split("/", 1)[0], scheme=scheme)
         sites.setdefault(host, Site(host, scheme, service))
     return sites
 
@@ -101,7 +101,7 @@ class Gate:
         self.store = AccessStore(state.engine, environment, state.url)
         self.policy = Policy(self.env)
         self.sessions = SessionCache(self.signer)
-        self.tokens = TokenCache()
+        self.tokens = TokenCache(environment)
         self.keys = Keys(self.directory / "keys.json")
         self.assertions = AssertionCache(self.keys, environment)
         self.tickets = Tickets()
@@ -125,7 +125,7 @@ class Gate:
 
     def site(self, host: str, scheme: str) -> Site | None:
         try:
-            return self.sites.get(normalise(host, "/", scheme=scheme).host)
+            return self.sites.get(normalise_host(host, scheme=scheme))
         except Malformed:
             return None
 

@@ -26,29 +26,48 @@ class Identity:
     """``org/team-slug``, lower case."""
     groups: tuple[str, ...] = ()
     """OIDC groups."""
+    environment: str | None = None
+    """A service token's environment; a service enters only the environment it was
+    made for (``tiers access token create ENV NAME``)."""
 
     def matches(self, selector: str) -> bool:
-        """True when this identity is one of those ``selector`` names."""
-        # TEMP: a stand-in until the real matching lands
+        """True when this identity is one of those ``selector`` names.
+
+        >>> Identity("user", "a@plyr.fm", "otp", email="a@plyr.fm").matches("email-domain:plyr.fm")
+        True
+
+        Emails, domains, GitHub names, orgs and teams compare case-insensitively; OIDC
+        groups exactly (providers treat them as opaque strings). A service matches none.
+        """
         if self.kind != "user":
             return False
         kind, _, arg = selector.partition(":")
-        arg = arg.lower()
-        email = (self.email or "").lower()
-        if kind == "everyone":
-            return True
-        if kind == "email":
-            return email == arg
-        if kind == "email-domain":
-            return email.rsplit("@", 1)[-1] == arg and email.count("@") == 1
-        if kind == "login":
-            return self.method == arg
-        if kind == "github-user":
-            return (self.github_user or "").lower() == arg
-        if kind == "github-org":
-            return arg in self.github_orgs
-        if kind == "github-team":
-            return arg in self.github_teams
-        if kind == "oidc-group":
-            return arg in self.groups
+        match kind:
+            case "everyone":
+                return True
+            case "email":
+                return self.email is not None and _mailbox(self.email) == arg.lower()
+            case "email-domain":
+                mailbox = _mailbox(self.email) if self.email else None
+                return mailbox is not None and mailbox.rpartition("@")[2] == arg.lower()
+            case "github-user":
+                return self.github_user is not None and self.github_user.lower() == arg.lower()
+            case "github-org":
+                return arg.lower() in (org.lower() for org in self.github_orgs)
+            case "github-team":
+                return arg.lower() in (team.lower() for team in self.github_teams)
+            case "oidc-group":
+                return arg in self.groups
+            case "login":
+                return self.method == arg
         return False
+
+
+def _mailbox(address: str) -> str | None:
+    """``A@Plyr.FM`` → ``a@plyr.fm``; None unless the address has one ``@`` with something
+    on both sides. ``a@evil.com@plyr.fm`` is refused rather than read at its last ``@``:
+    mail systems disagree on where such an address goes, so no domain rule may trust it."""
+    local, at, domain = address.lower().partition("@")
+    if not (local and at and domain) or "@" in domain or any(c.isspace() for c in address):
+        return None
+    return f"{local}@{domain}"

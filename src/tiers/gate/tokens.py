@@ -72,6 +72,7 @@ def create(store: AccessStore, name: str, expires: timedelta | None) -> tuple[st
 class TokenCache:
     """The environment's tokens, as the per-request path checks them."""
 
+    environment: str
     tokens: dict[str, Token] = field(default_factory=dict)
     _pending: dict[str, tuple[str, datetime, str]] = field(default_factory=dict)
     _recorded: dict[str, datetime] = field(default_factory=dict)
@@ -91,7 +92,9 @@ class TokenCache:
         if last is None or (moment - last).total_seconds() >= RECORD_EVERY:
             self._recorded[client_id] = moment
             self._pending[client_id] = (token.name, moment, client)
-        return Identity(kind="service", name=token.name, method="token")
+        return Identity(
+            kind="service", name=token.name, method="token", environment=self.environment
+        )
 
     def take_uses(self) -> dict[str, tuple[str, datetime, str]]:
         """The uses to record now (the refresh loop writes them)."""

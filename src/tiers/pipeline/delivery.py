@@ -5,7 +5,7 @@ A service gets exactly what its binding declares in that environment: the names 
 under the variable its ``vars`` gives ``database_url`` / ``redis_url``. Values are
 decrypted in memory from ``secrets/<env>.yaml`` as it is now, never from a release's
 commit, so a rollback runs with today's values. A name without a value refuses, before
-anything starts, naming it and the command that sets it.
+anything starts, naming it and the command that sets it; a dry run only warns (``unset``).
 
 >>> wanted = declared(config, env, ["backend"])      # doctest: +SKIP
 {'backend': {'OAUTH_ENCRYPTION_KEY': 'OAUTH_ENCRYPTION_KEY'}}
@@ -23,7 +23,7 @@ from tiers.platforms.base import Platform
 from tiers.redaction import register
 from tiers.secrets import Store
 
-__all__ = ["changed", "declared", "deliver_local", "fingerprints", "read"]
+__all__ = ["changed", "declared", "deliver_local", "fingerprints", "read", "unset"]
 
 Wanted = dict[str, dict[str, str]]
 """service → (variable its processes get → the secret that holds its value)."""
@@ -58,16 +58,21 @@ def read(project_dir: Path, environment: str, wanted: Wanted) -> dict[str, dict[
     held = store.values(environment) if store.exists(environment) else {}
     missing = [name for name in needed if name not in held]
     if missing:
-        first = "" if store.exists(environment) else f"`tiers secrets init {environment}`, then "
-        raise OperationError(
-            "\n".join(
-                f"{environment}: the secret {name} ({_users(wanted, name)}) has no value in "
-                f"{environment}; set it with {first}`tiers secrets set {environment} {name}`"
-                for name in missing
-            )
-        )
+        raise OperationError("\n".join(_unset(store, environment, wanted, missing)))
     register(held[name] for name in needed)  # masked in everything tiers writes from now on
     return {s: {var: held[name] for var, name in each.items()} for s, each in wanted.items()}
+
+
+def unset(project_dir: Path, environment: str, wanted: Wanted) -> list[str]:
+    """A line for each secret ``wanted`` names that has no value in the tier, naming the
+    command that sets it: read from the file's names, so no key is needed (a dry run
+    warns with these; a deploy refuses with them)."""
+    needed = names(wanted)
+    if not needed:
+        return []
+    store = Store(project_dir)
+    have = {e.name for e in store.entries(environment)} if store.exists(environment) else set()
+    return _unset(store, environment, wanted, [n for n in needed if n not in have])
 
 
 def fingerprints(project_dir: Path, environment: str, wanted: Wanted) -> dict[str, str]:
@@ -93,6 +98,15 @@ def deliver_local(platform: Platform, config: Config, project_dir: Path, environ
     ours = [s for s, b in env.services.items() if b.platform == platform.name]
     for service, values in read(project_dir, environment, declared(config, env, ours)).items():
         platform.deliver(environment, service, values)
+
+
+def _unset(store: Store, environment: str, wanted: Wanted, missing: list[str]) -> list[str]:
+    first = "" if store.exists(environment) else f"`tiers secrets init {environment}`, then "
+    return [
+        f"{environment}: the secret {name} ({_users(wanted, name)}) has no value in "
+        f"{environment}; set it with {first}`tiers secrets set {environment} {name}`"
+        for name in missing
+    ]
 
 
 def _users(wanted: Wanted, name: str) -> str:

@@ -349,6 +349,13 @@ class Pipeline:
         wanted = delivery.declared(config, config.environments[env.name], services)
         return delivery.read(self.project_dir, env.name, wanted)
 
+    def unset_secrets(self, environment: str) -> list[str]:
+        """What a deploy of ``environment`` would refuse for want of a secret's value, a
+        line each (see ``delivery.unset``); read without a key."""
+        env = self.environment(environment)
+        wanted = delivery.declared(self.config, env, self.services(env))
+        return delivery.unset(self.project_dir, environment, wanted)
+
     def deliver(self, config: Config, env: Environment) -> None:
         """Hand the platform of each service of ``env`` its secrets as ``config`` declares
         them (a deployed release's own tiers.toml, or the work tree's)."""

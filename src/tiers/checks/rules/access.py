@@ -68,7 +68,7 @@ def no_identity(ctx: Context) -> Iterator[Finding]:
             yield ctx.finding(
                 _key(env, "allow"),
                 f"{env.name} is protected but its allow "
-                "policy names no email, domain, GitHub org or user",
+                "policy names no email, domain, GitHub user, org or team, or OIDC group",
                 [env.name],
             )
         if not env.access.login:

@@ -1,7 +1,8 @@
-"""What the secrets store holds agrees with the tiers: every needed value set, none shared.
+"""What the secrets store holds agrees with the tiers: every needed value set, none shared,
+each tier read only by whom tiers.toml allows.
 
-Names and fingerprints are read without any key. Values are decrypted only for tiers an
-identity held here opens; of a tier nobody here can read, nothing is claimed.
+Names, fingerprints and recipients are read without any key. Values are decrypted only for
+tiers an identity held here opens; of a tier nobody here can read, nothing is claimed.
 """
 
 from __future__ import annotations
@@ -115,6 +116,35 @@ def _connection_secrets(env: Environment) -> list[str]:
     names = [env.database.url_secret if env.database else None]
     names.append(env.redis.url_secret if env.redis else None)
     return [name for name in names if name]
+
+
+@rule(
+    "secret-readable-by-other-tier",
+    "error",
+    "A tier's secrets are readable by a recipient of another tier that tiers.toml does not allow",
+    "take the key off the tier: tiers secrets recipients rm ENV KEY (the values get a new data "
+    "key it never saw, but it may have read them: set new ones, tiers secrets generate ENV "
+    "NAME); or, if that key may read both tiers, list it in environments.ENV.shared_readers",
+)
+def readable_by_other_tier(ctx: Context) -> Iterator[Finding]:
+    """Read from each file's recipients, in plaintext: no key is needed to judge it."""
+    readers = {env.name: secretfiles.recipients(ctx, env.name) for env in _in_order(ctx)}
+    for env in _in_order(ctx):
+        if env.shared_readers is None:
+            continue  # tiers.toml says nothing of who reads this tier
+        for recipient in readers[env.name]:
+            if recipient in env.shared_readers:
+                continue
+            others = [o for o, theirs in readers.items() if o != env.name and recipient in theirs]
+            if others:
+                message = (
+                    f"{env.name}'s secrets ({secretfiles.shown(env.name)}) are readable by "
+                    f"{recipient}, a recipient of {' and '.join(others)}, which "
+                    f"environments.{env.name}.shared_readers does not list: run `tiers "
+                    f"secrets recipients rm {env.name} {recipient}`"
+                )
+                key = ("environments", env.name, "shared_readers")
+                yield ctx.finding(key, message, [env.name, *others])
 
 
 @rule(

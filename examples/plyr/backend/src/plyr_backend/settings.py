@@ -22,6 +22,13 @@ REQUIRED = {
     "STORAGE_DIR_IMAGES": "the directory of the images bucket",
 }
 
+ENCRYPTION_KEY = "OAUTH_ENCRYPTION_KEY"
+"""The key the OAuth client's stored sessions are encrypted with: one per tier, so a
+session encrypted by staging means nothing to production. Every deployed tier must have
+its own (tiers refuses a deploy without it, and so does the backend itself); only
+development, which runs the work tree on a laptop, may go without."""
+OPTIONAL_KEY_IN = ("development",)
+
 
 class SettingsError(ValueError):
     """The environment does not hold a usable configuration."""
@@ -64,7 +71,7 @@ class Settings:
             images_dir=Path(env["STORAGE_DIR_IMAGES"]).expanduser().resolve(),
             oauth_client_id=_optional(env, "ATPROTO_CLIENT_ID"),
             oauth_redirect_uri=_optional(env, "ATPROTO_REDIRECT_URI"),
-            oauth_encryption_key=_optional(env, "OAUTH_ENCRYPTION_KEY"),
+            oauth_encryption_key=_encryption_key(env),
             observability_environment=_optional(env, "LOGFIRE_ENVIRONMENT"),
             environment=_optional(env, "TIERS_ENVIRONMENT"),
             version=_optional(env, "TIERS_VERSION"),
@@ -98,6 +105,24 @@ def _redis_url(url: str) -> str:
     if url.partition("://")[0] not in ("redis", "rediss", "unix"):
         raise SettingsError("DOCKET_URL is not a Redis URL: use redis://, rediss:// or unix://")
     return url
+
+
+def _encryption_key(env: Mapping[str, str]) -> str | None:
+    key = _optional(env, ENCRYPTION_KEY)
+    environment = _optional(env, "TIERS_ENVIRONMENT")
+    if key is None and environment not in OPTIONAL_KEY_IN:
+        why = (
+            f"{environment} needs its own, as every tier but development does"
+            if environment
+            else "every tier but development needs its own, and TIERS_ENVIRONMENT does not "
+            "say this is development"
+        )
+        raise SettingsError(
+            f"missing environment variable {ENCRYPTION_KEY} (the key OAuth sessions are "
+            f"encrypted with, one per tier; {why}: "
+            f"`tiers secrets generate {environment or 'ENV'} {ENCRYPTION_KEY} --format fernet`)"
+        )
+    return key
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:
