@@ -48,11 +48,11 @@ url = "{staging_web}"
 
 [environments.staging.access]
 protect = true
-login = ["otp"]
 allow = ["email-domain:plyr.fm", "email:guest@elsewhere.example"]
 bypass = ["{staging_api_host}/health"]
 preflight = "{preflight}"
 {smtp}
+{login}
 
 [environments.production]
 trigger = {{ release = "tag" }}
@@ -78,16 +78,23 @@ def write_config(
     preflight: str = "origin",
     api: str = f"http://{STAGING_API}",
     web: str = f"http://{STAGING_WEB}",
+    extra: str = "",
 ) -> Path:
-    smtp = ""
+    """``extra``: more lines for staging's access table (``github = {…}``, ``login``)."""
+    smtp = extra
     if smtp_port is not None:
-        smtp = (
+        smtp += (
             f'smtp = {{ host = "127.0.0.1", port = {smtp_port}, sender = "gate@plyr.fm", '
             'tls = "none" }'
         )
     api_host = api.split("://", 1)[1]
     text = CONFIG.format(
-        staging_api=api, staging_web=web, staging_api_host=api_host, preflight=preflight, smtp=smtp
+        staging_api=api,
+        staging_web=web,
+        staging_api_host=api_host,
+        preflight=preflight,
+        smtp=smtp,
+        login="" if "login =" in extra else 'login = ["otp"]',
     )
     path = folder / "tiers.toml"
     path.write_text(text)
@@ -112,7 +119,9 @@ class Gate:
 
 
 @contextlib.contextmanager
-def running_gate(project: Path, environment: str = "staging") -> Iterator[Gate]:
+def running_gate(
+    project: Path, environment: str = "staging", env: dict[str, str] | None = None
+) -> Iterator[Gate]:
     with reserved_ports(1) as (port,):
         process = subprocess.Popen(
             [
@@ -129,7 +138,7 @@ def running_gate(project: Path, environment: str = "staging") -> Iterator[Gate]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         url = f"http://127.0.0.1:{port}"
         try:

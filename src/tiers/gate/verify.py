@@ -13,7 +13,8 @@ listens on loopback, so they come from Caddy; each must appear once). The answer
 - 302 to ``/.tiers/access/login?return=URI`` for a browser nobody signed in on (a GET or
   HEAD that accepts text/html), 401 (JSON, no ``WWW-Authenticate``) for anything else
   anonymous, or a service token that is not a live one of this environment;
-- 403 for someone signed in who is not allowed (the "denied" page for browsers);
+- 403 for someone signed in who is not allowed (the "denied" page for browsers), and
+  for any other deny (a preflight with ``access.preflight = "deny"``, a foreign host);
 - 400 for a request that cannot be read, or one carrying a header only the gate may set:
   any ``Tiers-Access-*`` (in any case, and with ``_`` for ``-``) but the two service
   token headers, ``Tiers-Access-Client-Id`` and ``Tiers-Access-Client-Secret``.
@@ -157,12 +158,12 @@ class Verifier:
                 b"",
             )
         browser = method in ("GET", "HEAD") and "text/html" in headers.get("accept", "")
-        if action == "login" or identity is None:
+        if action == "login":
             if browser:
                 location = f"{LOGIN}?return={quote(uri, safe='')}".encode()
                 return 302, [(b"location", location), _NO_STORE], b""
             return self._json(401, "sign-in required", login=LOGIN)
-        if identity.kind == "user" and browser:
+        if identity is not None and identity.kind == "user" and browser:
             page = self.denied_page(identity.email or identity.name).encode()
             return 403, [(b"content-type", b"text/html; charset=utf-8"), _NO_STORE], page
         return self._json(403, "not allowed")
