@@ -116,6 +116,9 @@ def _render(report: list[dict[str, Any]]) -> None:
                 io.out(f"  {summary}")
         for p in env["processes"]:
             io.out(f"  {p['name']}: {p['state']} pid {p['pid']} restarts {p['restarts']}")
+        if gate := env.get("gate"):
+            where = f" on {gate['address']}" if gate["address"] else ""
+            io.out(f"  access gate{where}: {gate['state']}, {gate['answer']}")
         for service, s in env["services"].items():
             fields = s["health"] or {}
             detail = " ".join(
