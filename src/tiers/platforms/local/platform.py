@@ -52,6 +52,7 @@ class LocalPlatform:
 
     name = "local"
     options = None  # the local platform takes no keys of its own
+    enforces_access = True  # the gate behind Caddy's forward_auth: tiers.platforms.local.gate
 
     def __init__(self, config: Config, project_dir: Path) -> None:
         self.config = config

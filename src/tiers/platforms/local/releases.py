@@ -123,8 +123,9 @@ class LocalReleases:
         """All a process (or release command) of ``service`` gets: the declared facts,
         ``TIERS_*``, ``PORT``, the binding's ``env``, where to check the access gate's
         assertion (``TIERS_ACCESS_*``, see ``tiers.platforms.local.gate``) and the secrets
-        delivered for it (neither when ``secrets`` is false), PATH (its virtualenv's ``bin`` first) and HOME, LANG, LC_ALL
-        and TZ; nothing else of the caller's environment."""
+        delivered for it (neither when ``secrets`` is false), PATH (its virtualenv's
+        ``bin`` first) and HOME, LANG, LC_ALL and TZ; nothing else of the caller's
+        environment."""
         platform = self.platform
         env = self.config.environments[environment]
         sqlite = platform.sqlite(env)
