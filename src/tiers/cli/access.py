@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tiers.cli import app
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tiers.cli import app, io
 from tiers.cli.secrets import _group
 
 access_app = _group()
@@ -18,3 +23,36 @@ app.add_typer(
     name="gate",
     help="The access gate itself: `tiers gate serve` fronts any upstream.",
 )
+
+
+# -- tiers access doctor ---------------------------------------------------------------------
+
+
+@access_app.command()
+def doctor(
+    environment: Annotated[str, typer.Argument(help="The protected environment to probe.")],
+    config: io.ConfigOption = Path("tiers.toml"),
+    json_: io.JsonOption = False,
+) -> None:
+    """Probe the running environment from outside: protected paths answer with the login,
+    bypass paths without it, the gate's page answers, and nothing reaches the app around
+    the gate. Exits 1 when a probe fails."""
+    import json
+
+    from tiers.config import load
+    from tiers.errors import OperationError
+    from tiers.gate.doctor import diagnose
+
+    report = diagnose(load(config).config, config.resolve().parent, environment)
+    if json_:
+        io.out(json.dumps(report.to_json(), indent=2))
+    else:
+        for probe in report.probes:
+            io.out(probe.line())
+    failed = [p for p in report.probes if not p.ok]
+    if failed:
+        raise OperationError(
+            f"{environment}: {len(failed)} of {len(report.probes)} probes failed (see above)"
+        )
+    if not json_:
+        io.out(f"{environment}: all {len(report.probes)} probes pass")
