@@ -7,15 +7,19 @@ secrets) from the tier's store, in memory, as app processes get theirs.
 
 In front of each of the environment's Caddy sites stand, in this order (:func:`front`):
 
-1. a ``headers`` handler deleting every client-sent ``Tiers-Access-*`` (and
-   ``Tiers_Access_*``) header, on every request, bypass paths included, so only the gate
-   can name an identity to the app;
+1. a ``headers`` handler deleting client-sent ``Tiers-Access-Jwt-Assertion`` and
+   ``Tiers-Access-Identity`` (in any case, with ``_`` for ``-`` too) on every request,
+   bypass paths included, so only the gate can name an identity to the app (any other
+   ``Tiers-Access-*`` a client sends reaches the gate, which refuses it with a 400, but
+   for a service token's two headers);
 2. a route sending the gate's own pages (``/.tiers/access/*``: login, code, logout,
    certs, session, health) straight to the gate;
 3. ``forward_auth`` to the gate's ``/verify`` (what ``caddy adapt`` expands the Caddyfile
    directive to): a 2xx lets the request on, with the gate's ``Tiers-Access-Jwt-Assertion``
    and ``Tiers-Access-Identity`` copied onto it; any other answer (a 302 to the login page,
-   401, 403, 400) goes back to the client as it is. The gate decides bypass paths too.
+   401, 403, 400) goes back to the client as it is. The gate decides bypass paths too;
+4. a ``headers`` handler taking a service token's headers (``Tiers-Access-Client-Id``,
+   ``-Secret``) off the request, so the app never sees the token's secret.
 
 Caddy never fails open: a gate that does not answer makes ``forward_auth`` fail, and the
 request ends there with a 502, never at the app. The upstream request to the gate is a
@@ -61,7 +65,13 @@ PREFIX = "/.tiers/access/"
 """Where the gate's own pages live on every protected host."""
 IDENTITY_HEADERS = ("Tiers-Access-Jwt-Assertion", "Tiers-Access-Identity")
 """What the gate adds to a request it lets through (and Caddy copies to the app)."""
-_STRIPPED = ("Tiers-Access-*", "Tiers_Access_*")
+TOKEN_HEADERS = ("Tiers-Access-Client-Id", "Tiers-Access-Client-Secret")
+"""A service token, for the gate only: taken off the request before it goes on."""
+
+
+def _spellings(names: tuple[str, ...]) -> list[str]:
+    # Caddy matches names in any case; some frameworks read "_" as "-", so both go
+    return [*names, *(n.replace("-", "_") for n in names)]
 START_TIMEOUT = 30.0
 _POLL = 0.1
 _LOG_LINES = 20
@@ -82,7 +92,12 @@ def front(site: str, gate: str) -> list[dict[str, Any]]:
     strip = {
         "@id": f"tiers-strip-{site}",
         "handler": "headers",
-        "request": {"delete": list(_STRIPPED)},
+        "request": {"delete": _spellings(IDENTITY_HEADERS)},
+    }
+    unseal = {
+        "@id": f"tiers-token-{site}",
+        "handler": "headers",
+        "request": {"delete": _spellings(TOKEN_HEADERS)},
     }
     pages = {
         "@id": f"tiers-gate-{site}",
@@ -94,7 +109,7 @@ def front(site: str, gate: str) -> list[dict[str, Any]]:
             }
         ],
     }
-    return [strip, pages, _forward_auth(site, gate)]
+    return [strip, pages, _forward_auth(site, gate), unseal]
 
 
 def _forward_auth(site: str, gate: str) -> dict[str, Any]:
