@@ -72,6 +72,8 @@ TOKEN_HEADERS = ("Tiers-Access-Client-Id", "Tiers-Access-Client-Secret")
 def _spellings(names: tuple[str, ...]) -> list[str]:
     # Caddy matches names in any case; some frameworks read "_" as "-", so both go
     return [*names, *(n.replace("-", "_") for n in names)]
+
+
 START_TIMEOUT = 30.0
 _POLL = 0.1
 _LOG_LINES = 20
