@@ -68,6 +68,11 @@ def test_the_running_example_passes_the_doctor_and_keeps_its_gate_through_a_depl
     assert len(direct) == 2 and all(line.startswith("pass") for line in direct)
     assert all(": 401" in line for line in direct)  # the app answers, and refuses
     assert lines[-1].startswith("staging: all ") and lines[-1].endswith(" probes pass")
+    # around the gate, on the app's own port: only its public paths, never a disguised one
+    own = direct[0].split()[2].rsplit("/", 1)[0]
+    assert httpx.get(f"{own}/health").status_code == 200
+    for sneaky in ("/tracks", "/health/../tracks", "/docs/%2e%2e/tracks", "/health;/tracks"):
+        assert httpx.get(f"{own}{sneaky}").status_code == 401, sneaky
     as_json = json.loads(tiers("access", "doctor", "staging", "--json", cwd=staging).stdout)
     assert as_json["ok"] is True and {p["ok"] for p in as_json["probes"]} == {True}
 
