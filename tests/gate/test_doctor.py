@@ -137,6 +137,14 @@ def test_a_gate_that_stops_closes_the_door_and_up_brings_it_back(staging: Path) 
     assert httpx.get(f"{api}/health").status_code == 200
     assert httpx.get(f"{api}/tracks").status_code == 401
 
+    # new rules in tiers.toml: `tiers up` starts the gate again, which reads them
+    web = f"localhost:{port(staging, 5174)}"
+    assert httpx.get(f"http://{web}/config.js").status_code == 401
+    config = staging / "tiers.toml"
+    config.write_text(config.read_text().replace("bypass = [", f'bypass = [\n  "{web}/config.js",'))
+    assert tiers("up", "staging", cwd=staging).returncode == 0
+    assert httpx.get(f"http://{web}/config.js").status_code == 200
+
 
 @pytest.fixture
 def open_app() -> Iterator[str]:

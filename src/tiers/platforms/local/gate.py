@@ -2,8 +2,10 @@
 
 An environment with ``access.protect`` and provider ``tiers`` gets its gate (``tiers gate
 serve ENV``) as one more supervised process, ``ENV.gate``, on a port the platform keeps in
-``ENV/gate.port``; it gets the environment's gate secrets (SMTP password, OAuth client
-secrets) from the tier's store, in memory, as app processes get theirs.
+``ENV/gate.port``, started by ``tiers up`` and before every deploy (and started again when
+the environment's rules change: the gate reads them when it starts); it gets the
+environment's gate secrets (SMTP password, OAuth client secrets) from the tier's store, in
+memory, as app processes get theirs.
 
 In front of each of the environment's Caddy sites stand, in this order (:func:`front`):
 
@@ -34,6 +36,7 @@ the bypass patterns for its host, comma-separated) (:func:`app_variables`).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import sys
@@ -244,12 +247,17 @@ class LocalGate:
             self._port_file(env).parent.mkdir(parents=True, exist_ok=True)
             self._port_file(env).write_text(f"{port}\n", encoding="utf-8")
         command = self._command(env, port)
-        start = not alive or running is None or running["command"] != command
+        # the gate reads its rules once, when it starts: new rules, a new gate
+        read = [env.access.model_dump_json(), *sorted(b.url or "" for b in env.services.values())]
+        rules = hashlib.sha256("\n".join(read).encode()).hexdigest()
+        changed = _read(self._rules_file(env)) != rules
+        start = not alive or running is None or running["command"] != command or changed
         if start:
             variables = {**_passed(), **gate_secrets(self.platform.project_dir, env)}
             supervisor.start(
                 name, command, cwd=str(self.platform.project_dir), env=variables, restart="always"
             )
+            self._rules_file(env).write_text(rules, encoding="utf-8")
         self._wait(env, port)
         return start
 
@@ -300,6 +308,16 @@ class LocalGate:
 
     def _port_file(self, env: Environment) -> Path:
         return self.platform.env_dir(env) / "gate.port"
+
+    def _rules_file(self, env: Environment) -> Path:
+        return self.platform.env_dir(env) / "gate.rules"
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
 
 
 def _passed() -> dict[str, str]:
