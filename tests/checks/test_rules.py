@@ -92,7 +92,7 @@ BREAKS: dict[str, list[tuple[str, str]]] = {
 def separation(config: Config, source: Source) -> list[Finding]:
     """The findings of every rule but platform-not-installed, which the seed's fly.io and
     Pages bindings meet wherever no driver for them is installed (test_platforms.py),
-    access-not-enforced, which the local example's gate meets until tiers runs one
+    access-not-enforced, which a protected tier meets on a platform that runs no gate
     (tested below), and secret-missing, which the seed's tiers.toml meets with no secrets
     store beside it (test_store.py)."""
     ignore = ["platform-not-installed", "access-not-enforced", "secret-missing"]
@@ -124,18 +124,26 @@ def test_every_rule_has_a_breaking_case() -> None:
 
 def test_a_gate_nothing_enforces_is_said_plainly(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "plyr" / "tiers.toml"
-    config, source = load(example)
-    findings = [f for f in run(config, source) if f.rule == "access-not-enforced"]
+    config, source = load(example)  # the local platform runs the gate: nothing to say
+    assert "access-not-enforced" not in {f.rule for f in run(config, source)}
+    on_memory = tmp_path / "tiers.toml"
+    on_memory.write_text(
+        example.read_text().replace(
+            '[environments.staging.backend]\nplatform = "local"',
+            '[environments.staging.backend]\nplatform = "fly"\napp = "plyr-api-stg"',
+        )
+    )
+    findings = [f for f in run(*load(on_memory)) if f.rule == "access-not-enforced"]
     assert [(f.severity, f.message) for f in findings] == [
         (
             "warning",
-            "staging declares access.protect, but nothing enforces it: tiers' own gate does "
-            "not run yet, so localhost:8002, localhost:5174 answer anyone who can reach them",
+            "staging declares access.protect, but its backend runs on fly, which does not "
+            "run tiers' gate, so http://localhost:8002 answers anyone who can reach it",
         )
     ]
-    behind_cloudflare = tmp_path / "tiers.toml"
+    behind_cloudflare = tmp_path / "cloudflare.toml"
     behind_cloudflare.write_text(
-        example.read_text().replace('provider = "tiers"', 'provider = "cloudflare"')
+        on_memory.read_text().replace('provider = "tiers"', 'provider = "cloudflare"')
     )
     assert "access-not-enforced" not in {f.rule for f in run(*load(behind_cloudflare))}
 

@@ -204,10 +204,34 @@ def test_four_tiers_and_a_second_frontend_render_sensibly(four: Path) -> None:
 
 def test_the_document_says_who_enforces_each_gate(plyr: Path, tmp_path: Path) -> None:
     seed = tiers("docs").stdout
-    assert "**enforced by**: Cloudflare Access, as configured there" in seed
-    example = Path(__file__).resolve().parents[2] / "examples" / "plyr" / "tiers.toml"
-    local = tiers("docs", "-c", str(example)).stdout
     assert (
-        "**enforced by**: **nobody yet**: tiers' own gate does not run yet, so these rules "
-        "are not applied and every host below answers anyone who can reach it"
+        "**enforced by**: Cloudflare Access, once the rules `tiers access export cloudflare "
+        "staging` writes are applied there; not by tiers, which does not check that "
+        "Cloudflare's rules match these"
+    ) in seed
+    assert "**session cookie**" not in seed  # Cloudflare's own cookie, not the gate's
+    example = Path(__file__).resolve().parents[2] / "examples" / "plyr" / "tiers.toml"
+    local = section(tiers("docs", "-c", str(example)).stdout, "## access protection")
+    assert "**enforced by**: the tiers gate (local platform)\n" in local
+    assert (
+        "**session cookie**: `tiers_session_staging` (`__Host-tiers_session_staging` on "
+        "https hosts), HttpOnly, SameSite=Lax"
     ) in local
+    assert "**sign-in**: one-time PIN; sessions last 24 hours" in local
+    assert "- anyone with an `@plyr.fm` email address" in local
+    for pattern in ("localhost:8002/health", "localhost:8002/docs", "localhost:5174/icons/*"):
+        assert f"- `{pattern}`" in local
+    assert "**precedence**: the most specific path wins" in local
+    # a service on a platform that runs no gate is said to be open
+    on_fly = tmp_path / "tiers.toml"
+    text = example.read_text().replace(
+        '[environments.staging.backend]\nplatform = "local"',
+        '[environments.staging.backend]\nplatform = "fly"\napp = "plyr-api-stg"',
+    )
+    on_fly.write_text(text)
+    mixed = section(tiers("docs", "-c", str(on_fly)).stdout, "## access protection")
+    assert (
+        "**enforced by**: the tiers gate (local platform); **nobody** for backend (on fly): "
+        "only a platform that runs tiers' gate applies these rules, so those hosts answer "
+        "anyone who can reach them"
+    ) in mixed

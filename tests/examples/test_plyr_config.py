@@ -22,9 +22,9 @@ def test_tiers_check_accepts_the_example_but_for_its_unset_secret() -> None:
             f"secrets/{tier}.yaml does not exist: run `tiers secrets init {tier}`, then "
             f"`tiers secrets set {tier} OAUTH_ENCRYPTION_KEY`"
         ) in result.stdout
-    # and staging's declared gate, which nothing enforces here yet
-    assert "warning [access-not-enforced] staging declares access.protect" in result.stdout
-    assert result.stdout.rstrip().endswith("3 findings (2 errors, 1 warning) in 3 environments")
+    # staging's gate is enforced here: the local platform runs it
+    assert "access-not-enforced" not in result.stdout
+    assert result.stdout.rstrip().endswith("2 findings (2 errors) in 3 environments")
     ignored = tiers("check", "-c", str(CONFIG), "--ignore", "secret-missing")
     assert ignored.returncode == 0, ignored.stdout + ignored.stderr
 

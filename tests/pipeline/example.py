@@ -79,11 +79,12 @@ def reserved_ports(count: int) -> Iterator[list[int]]:
 
 @contextmanager
 def example_copy(
-    name: str, environments: tuple[str, ...], *, commit: bool = True
+    name: str, environments: tuple[str, ...], *, commit: bool = True, access: bool = False
 ) -> Iterator[Path]:
     """examples/plyr with only ``environments``, on free ports (see ``port``), committed on
     main unless ``commit`` is false, in a directory PostgreSQL can enter; brought down and
-    removed afterwards."""
+    removed afterwards. Staging's access gate is left out unless ``access`` (tests of
+    the pipeline talk to its API anonymously; tests/gate sign in)."""
     # PostgreSQL runs as an unprivileged user under root: every directory on the way
     # to its data must be enterable, which pytest's own temporary directories are not.
     top = Path(tempfile.mkdtemp(prefix=f"tiers-{name}-"))
@@ -96,6 +97,9 @@ def example_copy(
     doc = tomlkit.parse(config.read_text())
     for environment in [e for e in doc["environments"] if e not in environments]:
         del doc["environments"][environment]
+    for environment in doc["environments"].values():
+        if not access and "access" in environment:
+            del environment["access"]
     text = tomlkit.dumps(doc)
     used = sorted({int(p) for p in re.findall(r":(\d{4,5})\b", text)})
     with reserved_ports(len(used)) as free:

@@ -299,3 +299,34 @@ def serve(
     from tiers.gate.serve import serve as run
 
     run(config, environment, listen, public=public, state_url=state)
+
+
+# -- tiers access doctor ---------------------------------------------------------------------
+
+
+@access_app.command()
+def doctor(
+    environment: Annotated[str, typer.Argument(help="The protected environment to probe.")],
+    config: io.ConfigOption = Path("tiers.toml"),
+    json_: io.JsonOption = False,
+) -> None:
+    """Probe the running environment from outside: protected paths answer with the login,
+    bypass paths without it, the gate's page answers, and nothing reaches the app around
+    the gate. Exits 1 when a probe fails."""
+    from tiers.config import load
+    from tiers.errors import OperationError
+    from tiers.gate.doctor import diagnose
+
+    report = diagnose(load(config).config, config.resolve().parent, environment)
+    if json_:
+        io.out(json.dumps(report.to_json(), indent=2))
+    else:
+        for probe in report.probes:
+            io.out(probe.line())
+    failed = [p for p in report.probes if not p.ok]
+    if failed:
+        raise OperationError(
+            f"{environment}: {len(failed)} of {len(report.probes)} probes failed (see above)"
+        )
+    if not json_:
+        io.out(f"{environment}: all {len(report.probes)} probes pass")

@@ -86,8 +86,11 @@ def deploy(
     done = pipeline.deploy(
         environment, target, wait=wait, services=service, forced=_forced(force, reason)
     )
-    if warning := env.open_gate:
-        io.error(warning.removeprefix("warning: "), prefix="warning")
+    from tiers.platforms.base import enforcing
+
+    if said := env.open_gate(enforcing()):
+        kind, _, text = said.partition(": ")
+        io.error(text, prefix=kind)
     io.out(
         f"{environment}: {done.version} ({(done.commit or '')[:12]}) serves; deployment {done.id}"
     )

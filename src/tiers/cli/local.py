@@ -37,6 +37,7 @@ def up(
     """
     from tiers.cli.deploy import pipeline_for
     from tiers.errors import OperationError, UsageError
+    from tiers.platforms.base import enforcing
 
     pipeline = pipeline_for(config, state)
     known = pipeline.config.environments
@@ -54,8 +55,9 @@ def up(
             continue
         urls = [b.url for b in known[name].services.values() if b.url]
         io.out(f"{name}: {what}  {'  '.join(urls)}")
-        if warning := known[name].open_gate:
-            io.error(warning.removeprefix("warning: "), prefix="warning")
+        if said := known[name].open_gate(enforcing()):
+            kind, _, text = said.partition(": ")
+            io.error(text, prefix=kind)
     if failed:
         raise OperationError(
             f"{', '.join(failed)} did not start (see above); fix it and run `tiers up` again"
@@ -116,6 +118,9 @@ def _render(report: list[dict[str, Any]]) -> None:
                 io.out(f"  {summary}")
         for p in env["processes"]:
             io.out(f"  {p['name']}: {p['state']} pid {p['pid']} restarts {p['restarts']}")
+        if gate := env.get("gate"):
+            where = f" on {gate['address']}" if gate["address"] else ""
+            io.out(f"  access gate{where}: {gate['state']}, {gate['answer']}")
         for service, s in env["services"].items():
             fields = s["health"] or {}
             detail = " ".join(

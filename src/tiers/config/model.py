@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Container
 from typing import Annotated, Any, Literal, TypeVar, overload
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
@@ -690,15 +691,34 @@ class Environment(Model):
     def local(self) -> bool:
         return self.trigger.kind == "local"
 
-    @property
-    def open_gate(self) -> str | None:
-        """Said wherever the environment is brought up or deployed while its declared
-        protection is enforced by nothing (tiers' own gate does not run yet)."""
+    def unguarded(self, enforcing: Container[str]) -> list[str]:
+        """The services users can reach whose platform is not among ``enforcing`` (those
+        that run tiers' gate, ``tiers.platforms.base.enforcing()``): with provider
+        ``tiers``, nothing stands in front of them."""
         if not (self.access.protect and self.access.provider == "tiers"):
+            return []
+        return [s for s, b in self.services.items() if b.address and b.platform not in enforcing]
+
+    def open_gate(self, enforcing: Container[str]) -> str | None:
+        """Said wherever the environment is brought up or deployed when its declared
+        protection is not applied by tiers' gate on every service (``enforcing``: the
+        platforms that run it): a warning when nothing applies it, a note when Cloudflare
+        Access does."""
+        if not self.access.protect:
             return None
+        if self.access.provider == "cloudflare":
+            return (
+                f"note: {self.name}'s access rules are enforced by Cloudflare Access, not by "
+                f"tiers, once the rules `tiers access export cloudflare {self.name}` writes "
+                "are applied there"
+            )
+        if not (open_ := self.unguarded(enforcing)):
+            return None
+        shown = ", ".join(f"{s} (on {self.services[s].platform})" for s in open_)
         return (
-            f"warning: {self.name} declares access.protect, but nothing enforces it yet: "
-            "it answers anyone who can reach it (see `tiers check`, access-not-enforced)"
+            f"warning: {self.name} declares access.protect, but tiers' gate does not stand "
+            f"in front of {shown}: only a platform that runs the gate enforces it, so "
+            "these answer anyone who can reach them (see `tiers check`, access-not-enforced)"
         )
 
     @property

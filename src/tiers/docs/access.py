@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from tiers.config import Config, Environment
 from tiers.docs.domains import Host, hosts
+from tiers.platforms.base import enforcing
 
 PRECEDENCE = (
     "the most specific path wins: an exact path beats `/prefix/*`, which beats the whole "
@@ -40,18 +41,41 @@ class Protection:
     bypass: list[Bypass]
     session_hours: int
     certificates: list[str]
+    guarded: dict[str, str]
+    """Each service users reach → the platform that runs tiers' gate in front of it."""
+    unguarded: dict[str, str]
+    """Each service users reach → its platform, which runs no gate (provider ``tiers``)."""
 
     @property
     def enforcement(self) -> str:
         """Who applies these rules, said plainly: a document never calls an open door shut."""
         if self.provider == "cloudflare":
             return (
-                "Cloudflare Access, as configured there; tiers does not check that "
-                "Cloudflare's rules match these"
+                "Cloudflare Access, once the rules `tiers access export cloudflare "
+                f"{self.environment}` writes are applied there; not by tiers, which does not "
+                "check that Cloudflare's rules match these"
             )
+        said = []
+        if self.guarded:
+            platforms = ", ".join(dict.fromkeys(self.guarded.values()))
+            said.append(f"the tiers gate ({platforms} platform)")
+        if self.unguarded:
+            shown = ", ".join(f"{s} (on {p})" for s, p in self.unguarded.items())
+            said.append(
+                f"**nobody** for {shown}: only a platform that runs tiers' gate applies "
+                "these rules, so those hosts answer anyone who can reach them"
+            )
+        return "; ".join(said) or "the tiers gate"
+
+    @property
+    def cookie(self) -> str | None:
+        """The gate's session cookie (tiers' own gate only), named per tier."""
+        if self.provider != "tiers":
+            return None
+        name = f"tiers_session_{self.environment}"  # tiers.gate.sessions.cookie_name
         return (
-            "**nobody yet**: tiers' own gate does not run yet, so these rules are not "
-            "applied and every host below answers anyone who can reach it"
+            f"`{name}` (`__Host-{name}` on https hosts), HttpOnly, SameSite=Lax, Secure "
+            "except on plain-http localhost"
         )
 
 
@@ -61,11 +85,19 @@ def protections(config: Config) -> list[Protection]:
     >>> protections(plyr)[0].login                               # doctest: +SKIP
     ['GitHub', 'one-time PIN']
     """
-    return [_protection(config, env) for env in config.environments.values() if env.access.protect]
+    guarding = enforcing()
+    return [
+        _protection(config, env, guarding)
+        for env in config.environments.values()
+        if env.access.protect
+    ]
 
 
-def _protection(config: Config, env: Environment) -> Protection:
+def _protection(config: Config, env: Environment, guarding: frozenset[str]) -> Protection:
     access = env.access
+    open_ = env.unguarded(guarding)
+    reached = [s for s, b in env.services.items() if b.address]
+    tiers_gate = access.provider == "tiers"
     return Protection(
         environment=env.name,
         provider=access.provider,
@@ -76,6 +108,8 @@ def _protection(config: Config, env: Environment) -> Protection:
         bypass=[Bypass(p, _note(config, env, p)) for p in access.bypass],
         session_hours=access.session_hours,
         certificates=_certificates(env),
+        guarded={s: env.services[s].platform for s in reached if tiers_gate and s not in open_},
+        unguarded={s: env.services[s].platform for s in open_},
     )
 
 
@@ -92,6 +126,8 @@ def who(selector: str) -> str:
         "email-domain": f"anyone with an `@{arg}` email address",
         "github-org": f"members of the GitHub organization `{arg}`",
         "github-user": f"the GitHub user `{arg}`",
+        "github-team": f"members of the GitHub team `{arg}`",
+        "oidc-group": f"members of the identity provider's group `{arg}`",
         "login": f"anyone who signs in with {_LOGINS.get(arg, arg)}",
     }
     return words.get(kind, selector)

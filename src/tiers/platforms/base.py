@@ -98,6 +98,7 @@ __all__ = [
     "Platforms",
     "Release",
     "available",
+    "enforcing",
     "load_platform",
 ]
 
@@ -174,6 +175,21 @@ class Platform(Protocol):
     A platform named fly, cloudflare-pages or kubernetes declares the schema tiers ships
     for it (``tiers.platforms.options.Fly``, ...), which checks tiers.toml before any
     driver is installed."""
+
+    enforces_access: ClassVar[bool]
+    """True when the platform itself puts tiers' access gate in front of every address it
+    serves for an environment with ``access.protect`` (provider ``tiers``): each request
+    decided by the gate before it reaches the app, the app refusing a request that did not
+    pass it. The local platform does (a supervised ``tiers gate serve`` behind Caddy's
+    ``forward_auth``); a platform that does not declare it, or says False, does not, and
+    ``tiers check`` (``access-not-enforced``), ``tiers up``, ``tiers deploy`` and the
+    environments document say so of every protected service on it::
+
+        class FlyPlatform:
+            name = "fly"
+            enforces_access = False    # fly's proxy has no forward-auth hook
+
+    :func:`enforcing` reads it from the installed platforms."""
 
     def __init__(self, config: Config, project_dir: Path) -> None:
         """``project_dir`` holds tiers.toml; a platform keeps its state under ``.tiers/``."""
@@ -349,6 +365,19 @@ def load_platform(name: str) -> type[Platform]:
         wanted = f"tiers.platforms.options.{shipped.__name__}" if shipped else "None"
         raise UsageError(f"platform {name!r} ({point.value}) must declare options = {wanted}")
     return cls
+
+
+def enforcing() -> frozenset[str]:
+    """The installed platforms that enforce ``access`` themselves (``enforces_access``)."""
+    found = []
+    for name in available():
+        try:
+            cls = load_platform(name)
+        except UsageError:
+            continue  # one that cannot be loaded enforces nothing
+        if getattr(cls, "enforces_access", False) is True:
+            found.append(name)
+    return frozenset(found)
 
 
 class Platforms:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tiers
-from tests.platforms.contract.conftest import commit, git, migration
+from tests.platforms.contract.conftest import TIERS_TOML, commit, git, migration
 from tiers.config import load
 from tiers.errors import OperationError, PlatformError
 from tiers.pipeline.deploy import Pipeline
@@ -367,3 +367,39 @@ def test_a_failing_build_changes_nothing(project: Path, deploy: tuple[Pipeline, 
     assert serving(project) == {"backend": v1, "frontend": v1}
     assert started(project) == ["backend@1", "frontend@1"]
     assert database(project) == ({"alembic_version", "tracks"}, "0001")
+
+
+def test_a_platform_that_runs_no_gate_is_said_to_leave_a_protected_tier_open(
+    project: Path,
+) -> None:
+    from tiers.platforms.base import enforcing
+
+    assert enforcing() == {"local"}  # tiers_memory does not declare enforces_access
+    access = (
+        '\n[environments.staging.access]\nprotect = true\nlogin = ["otp"]\n'
+        'allow = ["email-domain:shop.example"]\n'
+    )
+    commit(project, "protect staging", {"tiers.toml": TIERS_TOML + access})
+    done = tiers("deploy", "staging")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "warning: staging declares access.protect, but tiers' gate does not stand in front of "
+        "backend (on memory), frontend (on memory-cdn): only a platform that runs the gate "
+        "enforces it, so these answer anyone who can reach them (see `tiers check`, "
+        "access-not-enforced)"
+    ) in done.stderr
+    checked = tiers("check", "--fail-on", "never").stdout
+    assert (
+        "staging declares access.protect, but its frontend runs on memory-cdn, which does not "
+        "run tiers' gate, so https://stg.shop.example answers anyone who can reach it"
+    ) in checked
+    behind_cloudflare = TIERS_TOML + access.replace(
+        "protect = true", 'protect = true\nprovider = "cloudflare"'
+    )
+    commit(project, "behind Cloudflare", {"tiers.toml": behind_cloudflare})
+    done = tiers("deploy", "staging")
+    assert done.returncode == 0, done.stderr
+    assert (
+        "note: staging's access rules are enforced by Cloudflare Access, not by tiers, once "
+        "the rules `tiers access export cloudflare staging` writes are applied there"
+    ) in done.stderr

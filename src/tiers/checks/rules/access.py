@@ -14,6 +14,7 @@ from tiers.checks.registry import Context, Finding, rule
 from tiers.checks.rules.promotion import preproduction
 from tiers.checks.sites import is_private_host
 from tiers.config import Environment
+from tiers.platforms.base import enforcing
 
 PUBLIC_MAIL = frozenset(
     (
@@ -239,17 +240,20 @@ def _schema_public(host: str, bypass: list[str]) -> bool:
 @rule(
     "access-not-enforced",
     "warning",
-    "A protected environment's gate is not enforced by anything",
-    'put the environment behind Cloudflare Access (provider = "cloudflare", with the rules '
-    "configured there) or keep it off public networks: tiers' own gate does not run yet",
+    "A protected environment's service is on a platform that does not run the gate",
+    "run the service on a platform that enforces access (the local platform runs tiers' "
+    'gate), or put the environment behind Cloudflare Access (provider = "cloudflare", '
+    "with the rules `tiers access export cloudflare ENV` writes applied there)",
 )
 def not_enforced(ctx: Context) -> Iterator[Finding]:
+    guarding = enforcing()
     for env in _protected(ctx):
-        if env.access.provider == "tiers":
-            shown = ", ".join(env.hosts) or "its hosts"
+        for service in env.unguarded(guarding):
+            binding = env.services[service]
             yield ctx.finding(
-                _key(env, "provider"),
-                f"{env.name} declares access.protect, but nothing enforces it: tiers' own gate "
-                f"does not run yet, so {shown} answer anyone who can reach them",
+                ("environments", env.name, service, "platform"),
+                f"{env.name} declares access.protect, but its {service} runs on "
+                f"{binding.platform}, which does not run tiers' gate, so {binding.address} "
+                "answers anyone who can reach it",
                 [env.name],
             )

