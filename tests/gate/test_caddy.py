@@ -1,40 +1,57 @@
-"""The gate behind a real Caddy's forward_auth, as the local platform wires it: the header
-names, the login pages routed straight to the gate, the assertion copied to the app."""
+"""The gate behind a real Caddy's forward_auth, configured by the Caddyfile `tiers gate
+caddyfile` prints (the same steps the local platform configures): the header names, the
+login pages routed straight to the gate, the assertion copied to the app, a service
+token's headers taken off the request."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import http.server
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.gate.service import eventually, running_gate, write_config
+from tests.gate.service import eventually, running_gate, tiers_cli, write_config
 from tests.pipeline.example import reserved_ports
 from tiers.gate.otp import mailbox_messages
 
-CADDYFILE = """{{
-  admin off
-  auto_https off
-}}
-http://localhost:{site} {{
-  request_header -Tiers-Access-Identity
-  request_header -Tiers-Access-Jwt-Assertion
-  handle /.tiers/access/* {{
-    reverse_proxy {gate}
-  }}
-  handle {{
-    forward_auth {gate} {{
-      uri /verify
-      copy_headers Tiers-Access-Jwt-Assertion Tiers-Access-Identity
-    }}
-    respond "hello {{http.request.header.Tiers-Access-Identity}}"
-  }}
-}}
-"""
+GLOBAL = "{\n  admin off\n  auto_https off\n}\n\n"
+
+
+class _Echo(http.server.BaseHTTPRequestHandler):
+    """The app: says who the gate let in (the identity header Caddy copied onto the
+    request), and whether a service token's secret reached it."""
+
+    def do_GET(self) -> None:
+        who = self.headers.get("Tiers-Access-Identity", "")
+        leaked = "secret" if self.headers.get("Tiers-Access-Client-Secret") else ""
+        body = f"hello {who}{leaked}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _app() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _caddy() -> str:
@@ -45,11 +62,17 @@ def _caddy() -> str:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[httpx.Client]:
-    with reserved_ports(1) as (port,):
-        write_config(tmp_path, api=f"http://localhost:{port}", web=f"http://localhost:{port}")
+    with reserved_ports(2) as (port, web), _app() as app:
+        write_config(tmp_path, api=f"http://localhost:{port}", web=f"http://localhost:{web}")
         with running_gate(tmp_path) as gate:
+            made = tiers_cli(
+                "gate", "caddyfile", "staging", "--gate", gate.url.split("//", 1)[1],
+                "--upstream", f"backend={app}", "--upstream", f"frontend={app}",
+                cwd=tmp_path,
+            )
+            assert made.returncode == 0, made.stderr
             caddyfile = tmp_path / "Caddyfile"
-            caddyfile.write_text(CADDYFILE.format(site=port, gate=gate.url.split("//", 1)[1]))
+            caddyfile.write_text(GLOBAL + made.stdout)
             caddy = subprocess.Popen(
                 [_caddy(), "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
                 stdout=subprocess.DEVNULL,
@@ -89,3 +112,29 @@ def test_behind_caddy(site: httpx.Client, tmp_path: Path) -> None:
 
     site.post("/.tiers/access/logout")
     assert site.get("/tracks", headers={"Accept": "text/html"}).status_code == 302
+
+
+def test_service_token_through_caddy(site: httpx.Client, tmp_path: Path) -> None:
+    made = tiers_cli("access", "token", "create", "staging", "uptime", "--json", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    token = json.loads(made.stdout)
+    headers = {
+        "Tiers-Access-Client-Id": token["client_id"],
+        "Tiers-Access-Client-Secret": token["client_secret"],
+    }
+    # the gate reads new tokens within a second or two
+    eventually(lambda: site.get("/tracks", headers=headers).status_code == 200, "the token")
+    answer = site.get("/tracks", headers=headers)
+    assert answer.status_code == 200
+    assert answer.text == "hello service:uptime"  # and the secret never reached the app
+
+
+def test_caddyfile_refuses_missing_upstreams(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    missing = tiers_cli("gate", "caddyfile", "staging", "--upstream", "backend=127.0.0.1:1", cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "say where frontend listens, e.g. --upstream frontend=127.0.0.1:9000" in missing.stderr
+    unknown = tiers_cli("gate", "caddyfile", "staging", "--upstream", "web=127.0.0.1:1", cwd=tmp_path)
+    assert unknown.returncode == 2 and "--upstream web: not a service of staging" in unknown.stderr
+    bad = tiers_cli("gate", "caddyfile", "staging", "--upstream", "backend", cwd=tmp_path)
+    assert bad.returncode == 2 and "expected SERVICE=HOST:PORT" in bad.stderr

@@ -330,3 +330,37 @@ def doctor(
         )
     if not json_:
         io.out(f"{environment}: all {len(report.probes)} probes pass")
+
+
+@gate_app.command("caddyfile")
+def caddyfile(
+    environment: Env,
+    upstream: Annotated[
+        list[str],
+        typer.Option(
+            "--upstream",
+            metavar="SERVICE=HOST:PORT",
+            help="Where a service of the environment listens; once per service.",
+        ),
+    ],
+    gate: Annotated[
+        str, typer.Option("--gate", metavar="HOST:PORT", help="Where `tiers gate serve` listens.")
+    ] = "127.0.0.1:8100",
+    config: io.ConfigOption = Path("tiers.toml"),
+) -> None:
+    """Print the Caddyfile that puts `tiers gate serve` in front of any upstream: identity
+    headers stripped, the gate's pages routed to it, forward_auth on everything else."""
+    from tiers.config import load
+    from tiers.errors import UsageError
+    from tiers.gate.caddyfile import caddyfile as render
+    from tiers.gate.core import protected
+
+    loaded = load(config).config
+    protected(loaded, environment)
+    pairs: dict[str, str] = {}
+    for item in upstream:
+        name, equals, address = item.partition("=")
+        if not equals or not name or ":" not in address:
+            raise UsageError(f"--upstream {item!r}: expected SERVICE=HOST:PORT, like backend=127.0.0.1:9000")
+        pairs[name] = address
+    io.out(render(loaded.environments[environment], gate, pairs).rstrip("\n"))
