@@ -24,6 +24,9 @@ and prints req/s, p50 and p99 for each (the median of ROUNDS runs, taken in alte
 order after a 2 s warm-up each), the ratio (d)/(c) (target ≥ 0.8) and the p50 added,
 (d) - (c) (target ≤ 1 ms).
 
+It also runs wrk straight at the standalone gate's ``/verify`` (the headers Caddy sends for
+row (b)): the gate's own ceiling, without Caddy.
+
 Then it sends 1 GiB (``POST``, Content-Length set, the body made by a generator, 1 MiB at a
 time) through Caddy + the gate to an upstream that reads and discards it, and prints the
 peak resident memory (``VmHWM``) of the gates, tiers' own processes (target under 100 MB),
@@ -311,6 +314,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "d": (f"http://localhost:{api}/tracks", example),
                     }
                     summary = side_by_side(args, targets)
+                    summary |= verify_alone(args, gate.url, b, signed)
                     summary |= big_upload(caddy, b, cookie)
                     summary |= peaks(project, gate, caddy, platform)
                     return summary
@@ -339,6 +343,24 @@ def side_by_side(
     trivial = b["rps"] / a["rps"]
     print(f"(b)/(a) throughput: {trivial:.2f}; p50 added {b['p50'] - a['p50']:.2f} ms")
     return {"wrk": results, "d/c": ratio, "d-c p50 ms": added, "b/a": trivial}
+
+
+def verify_alone(
+    args: argparse.Namespace, gate: str, site: int, signed: dict[str, str]
+) -> dict[str, Any]:
+    """The gate's own ceiling: wrk straight at its ``/verify``, asking as Caddy asks for
+    row (b), without Caddy."""
+    headers = signed | {
+        "X-Forwarded-Method": "GET",
+        "X-Forwarded-Uri": "/",
+        "X-Forwarded-Host": f"localhost:{site}",
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-For": "127.0.0.1",
+    }
+    wrk(f"{gate}/verify", headers, "2s")
+    r = wrk(f"{gate}/verify", headers, args.duration)
+    print(f"the gate alone (wrk -> its /verify, no Caddy): {_line(r)}")
+    return {"verify alone": r}
 
 
 def big_upload(caddy: Caddy, site: int, cookie: str) -> dict[str, Any]:
