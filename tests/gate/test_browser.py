@@ -420,3 +420,13 @@ def test_a_github_user_who_may_not_enter_is_told_who_they_are(
     expect(page.get_by_text("mallory@evil.example")).to_be_visible()
     assert_accessible(page)
     assert api_status(context, staging) == 401
+
+
+def test_an_expired_link_says_so_and_leads_back_to_sign_in(staging: Staging, page: Page) -> None:
+    page.goto(f"{staging.web}/.tiers/access/session?ticket=used-or-forged")
+    expect(page.get_by_role("heading", name="Link expired")).to_be_visible()
+    expect(page.locator("[aria-live]")).to_contain_text("sign in again")
+    assert_accessible(page)
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
