@@ -232,6 +232,7 @@ class GateApp:
                 email=typed[:254],
                 message="Enter one email address, like ana@example.com.",
                 error=True,
+                invalid=True,
             )
         client = client_address(request)
         result, mail = await run_in_threadpool(self.gate.request_code, address, client)

@@ -149,8 +149,8 @@ class OAuthRoutes:
             )
         return_to = safe_return(str(claims.get("return") or "/"))
         refused = _callback_error(module, provider, config, dict(request.query_params))
-        if refused is not None:
-            return self.app.error("Sign-in failed", str(refused)[:300], 403, return_to)
+        if refused is not None:  # cancelled, or refused: say why, and offer the other ways in
+            return self.app.login_page(return_to, 403, message=str(refused)[:300], error=True)
         client = client_address(request)
         identity = await self._identity(module, provider, config, site, claims, request, client)
         if isinstance(identity, Response):
