@@ -6,8 +6,8 @@ token's headers taken off the request."""
 from __future__ import annotations
 
 import contextlib
-import json
 import http.server
+import json
 import shutil
 import subprocess
 import sys
@@ -66,8 +66,15 @@ def site(tmp_path: Path) -> Iterator[httpx.Client]:
         write_config(tmp_path, api=f"http://localhost:{port}", web=f"http://localhost:{web}")
         with running_gate(tmp_path) as gate:
             made = tiers_cli(
-                "gate", "caddyfile", "staging", "--gate", gate.url.split("//", 1)[1],
-                "--upstream", f"backend={app}", "--upstream", f"frontend={app}",
+                "gate",
+                "caddyfile",
+                "staging",
+                "--gate",
+                gate.url.split("//", 1)[1],
+                "--upstream",
+                f"backend={app}",
+                "--upstream",
+                f"frontend={app}",
                 cwd=tmp_path,
             )
             assert made.returncode == 0, made.stderr
@@ -131,10 +138,11 @@ def test_service_token_through_caddy(site: httpx.Client, tmp_path: Path) -> None
 
 def test_caddyfile_refuses_missing_upstreams(tmp_path: Path) -> None:
     write_config(tmp_path)
-    missing = tiers_cli("gate", "caddyfile", "staging", "--upstream", "backend=127.0.0.1:1", cwd=tmp_path)
+    command = ("gate", "caddyfile", "staging", "--upstream")
+    missing = tiers_cli(*command, "backend=127.0.0.1:1", cwd=tmp_path)
     assert missing.returncode == 2
     assert "say where frontend listens, e.g. --upstream frontend=127.0.0.1:9000" in missing.stderr
-    unknown = tiers_cli("gate", "caddyfile", "staging", "--upstream", "web=127.0.0.1:1", cwd=tmp_path)
+    unknown = tiers_cli(*command, "web=127.0.0.1:1", cwd=tmp_path)
     assert unknown.returncode == 2 and "--upstream web: not a service of staging" in unknown.stderr
-    bad = tiers_cli("gate", "caddyfile", "staging", "--upstream", "backend", cwd=tmp_path)
+    bad = tiers_cli(*command, "backend", cwd=tmp_path)
     assert bad.returncode == 2 and "expected SERVICE=HOST:PORT" in bad.stderr

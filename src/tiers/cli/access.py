@@ -361,6 +361,8 @@ def caddyfile(
     for item in upstream:
         name, equals, address = item.partition("=")
         if not equals or not name or ":" not in address:
-            raise UsageError(f"--upstream {item!r}: expected SERVICE=HOST:PORT, like backend=127.0.0.1:9000")
+            raise UsageError(
+                f"--upstream {item!r}: expected SERVICE=HOST:PORT, like backend=127.0.0.1:9000"
+            )
         pairs[name] = address
     io.out(render(loaded.environments[environment], gate, pairs).rstrip("\n"))
