@@ -117,6 +117,20 @@ class Gate:
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, follow_redirects=False, timeout=10)
 
+    def claims(self, allowed: httpx.Response, audience: str) -> dict[str, Any]:
+        """The identity assertion on an allowed /verify answer, checked against the gate's
+        own JWKS as an origin would check it."""
+        from tiers.gate.assertion import verify
+
+        with self.client() as client:
+            jwks = client.get("/.tiers/access/certs").json()
+        return verify(
+            allowed.headers["tiers-access-jwt-assertion"],
+            jwks,
+            audience=audience,
+            issuer=f"tiers-gate:{self.environment}",
+        )
+
 
 @contextlib.contextmanager
 def running_gate(

@@ -69,23 +69,11 @@ def test_pin_session_assertion_logout(project: Path) -> None:
         allowed = browser.verify(STAGING_API, "/tracks")
         assert allowed.status_code == 200
         assert allowed.headers["tiers-access-identity"] == "ana@plyr.fm"
-        with gate.client() as client:
-            jwks = client.get("/.tiers/access/certs").json()
-        claims = verify(
-            allowed.headers["tiers-access-jwt-assertion"],
-            jwks,
-            audience="staging/backend",
-            issuer="tiers-gate:staging",
-        )
+        claims = gate.claims(allowed, "staging/backend")
         assert claims["sub"] == claims["email"] == "ana@plyr.fm"
         assert claims["identity_type"] == "user"
         web = browser.verify(STAGING_WEB, "/")
-        assert verify(
-            web.headers["tiers-access-jwt-assertion"],
-            jwks,
-            audience="staging/frontend",
-            issuer="tiers-gate:staging",
-        )
+        assert gate.claims(web, "staging/frontend")
 
         confirm = browser.page(STAGING_WEB, "/.tiers/access/logout")
         assert confirm.status_code == 200 and "Sign out" in confirm.text

@@ -10,7 +10,6 @@ import pytest
 
 from tests.gate.github_standin import Email, GitHubStandIn, User
 from tests.gate.service import STAGING_API, STAGING_WEB, Browser, Gate, running_gate, write_config
-from tiers.gate.assertion import verify
 
 CALLBACK = f"http://{STAGING_WEB}/.tiers/access/github/callback"
 
@@ -55,14 +54,7 @@ def test_github_sign_in(gate: Gate, hub: GitHubStandIn) -> None:
     allowed = browser.verify(STAGING_API, "/tracks")
     assert allowed.status_code == 200
     assert allowed.headers["tiers-access-identity"] == "alice@plyr.fm"
-    with gate.client() as client:
-        jwks = client.get("/.tiers/access/certs").json()
-    claims = verify(
-        allowed.headers["tiers-access-jwt-assertion"],
-        jwks,
-        audience="staging/backend",
-        issuer="tiers-gate:staging",
-    )
+    claims = gate.claims(allowed, "staging/backend")
     assert claims["method"] == "github" and claims["github_user"] == "alice"
 
 

@@ -25,7 +25,8 @@ gate_app = _group()
 app.add_typer(
     gate_app,
     name="gate",
-    help="The access gate itself: `tiers gate serve` fronts any upstream.",
+    help="The access gate itself: `tiers gate serve` runs it, `tiers gate caddyfile` puts it "
+    "in front of any upstream.",
 )
 
 

@@ -93,7 +93,9 @@ class OAuthRoutes:
     def _cookie(self, secure: bool) -> str:
         return f"{'__Host-' if secure else ''}tiers_oauth_{self.gate.name}"
 
-    async def start(self, request: Request) -> Response:
+    def _resolve(self, request: Request) -> Response | tuple[str, ModuleType, Any, Any, bool]:
+        """The provider, its module and config, and the site asked for; or the answer
+        when either is unknown."""
         provider = request.path_params["provider"]
         found = self._provider(provider)
         if found is None:
@@ -103,6 +105,13 @@ class OAuthRoutes:
             return self.app.not_here()
         module, config = found
         site, secure = here
+        return provider, module, config, site, secure
+
+    async def start(self, request: Request) -> Response:
+        resolved = self._resolve(request)
+        if isinstance(resolved, Response):
+            return resolved
+        provider, module, config, site, secure = resolved
         state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         redirect_uri = site.url(f"{PREFIX}/{provider}/callback")
         args = (
@@ -125,15 +134,10 @@ class OAuthRoutes:
         return response
 
     async def callback(self, request: Request) -> Response:
-        provider = request.path_params["provider"]
-        found = self._provider(provider)
-        if found is None:
-            return self._not_configured(provider)
-        here = self.app.here(request)
-        if here is None:
-            return self.app.not_here()
-        module, config = found
-        site, secure = here
+        resolved = self._resolve(request)
+        if isinstance(resolved, Response):
+            return resolved
+        provider, module, config, site, secure = resolved
         value = request.cookies.get(self._cookie(secure))
         claims = self.gate.signer.unsign("oauth", value) if value else None
         state = request.query_params.get("state", "")
