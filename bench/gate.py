@@ -49,13 +49,14 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -191,10 +192,12 @@ def wrk(url: str, headers: dict[str, str], duration: str) -> dict[str, Any]:
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
     latency = dict(re.findall(r"^\s+(50|99)%\s+([\d.]+(?:us|ms|s))$", out, re.MULTILINE))
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    total = re.search(r"(\d+) requests in", out)
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return {
         "rps": float(rps.group(1)) if rps else float("nan"),
+        "requests": int(total.group(1)) if total else 0,
         "p50": _ms(latency["50"]),
         "p99": _ms(latency["99"]),
         "non_2xx": int(bad.group(1)) if bad else 0,
@@ -202,8 +205,37 @@ def wrk(url: str, headers: dict[str, str], duration: str) -> dict[str, Any]:
     }
 
 
+def _cpu(pid: int) -> float:
+    """Seconds of CPU process ``pid`` has used, all its threads (the scheduler's own
+    account, ``/proc/PID/task/*/schedstat``, exact where ``stat``'s ticks are sampled);
+    what is gone counts 0."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
+
+
+class Meter:
+    """CPU used by groups of processes over one wrk run (and by wrk itself, a child)."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+        self.groups = groups
+
+    def snapshot(self) -> dict[str, float]:
+        taken = {name: sum(_cpu(p) for p in pids()) for name, pids in self.groups.items()}
+        child = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return taken | {"wrk": child.ru_utime + child.ru_stime}
+
+    @staticmethod
+    def per_request(before: dict[str, float], after: dict[str, float], n: int) -> dict[str, float]:
+        """Microseconds of CPU per request, by group."""
+        return {name: (after[name] - before[name]) / max(n, 1) * 1e6 for name in after}
+
+
 def measure(
-    targets: dict[str, tuple[str, dict[str, str]]], duration: str, rounds: int
+    targets: dict[str, tuple[str, dict[str, str]]], duration: str, rounds: int, meter: Meter
 ) -> dict[str, Any]:
     """Each target: one request that must be a 200 and a 2 s warm-up; then ``rounds``
     rounds of one run each, in alternating order (a machine whose load drifts favours no
@@ -218,15 +250,19 @@ def measure(
         order = list(targets) if number % 2 == 0 else list(reversed(targets))
         for key in order:
             url, headers = targets[key]
+            before = meter.snapshot()
             r = wrk(url, headers, duration)
+            r["cpu us"] = meter.per_request(before, meter.snapshot(), r["requests"])
             runs[key].append(r)
             print(f"  round {number + 1} ({key}) {_line(r)}", flush=True)
     results = {}
+    meter_names = [*meter.groups, "wrk"]
     for key, found in runs.items():
         results[key] = {
             "url": targets[key][0],
             **{n: statistics.median(r[n] for r in found) for n in ("rps", "p50", "p99")},
             "non_2xx": sum(r["non_2xx"] for r in found),
+            "cpu us": {n: statistics.median(r["cpu us"][n] for r in found) for n in meter_names},
             "runs": found,
         }
     return results
@@ -295,10 +331,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 try:
                     caddy.start()
                     dial = gate.url.split("//", 1)[1]
+                    verify = gate.verify_url.split("//", 1)[1]
                     trivial = f"127.0.0.1:{upstream}"
                     caddy.set_site("bench-upstream", upstream, root_dir=files)
                     caddy.set_site("bench-a", a, upstream=trivial)
-                    caddy.set_site("bench-b", b, upstream=trivial, front=front("b", dial))
+                    caddy.set_site("bench-b", b, upstream=trivial, front=front("b", dial, verify))
                     caddy.set_site("bench-c", c, upstream=backend)
                     mail = gate_project / ".tiers/gate/staging/mail"
                     cookie = sign_in(f"http://localhost:{b}", mail)
@@ -313,8 +350,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "c": (f"http://localhost:{c}/tracks", asserted),
                         "d": (f"http://localhost:{api}/tracks", example),
                     }
-                    summary = side_by_side(args, targets)
-                    summary |= verify_alone(args, gate.url, b, signed)
+                    example_gate = f"gate serve staging -c {project / 'tiers.toml'}"
+                    meter = Meter(
+                        {
+                            "caddy": lambda: _known(
+                                read_pid(platform / "caddy.pid"), read_pid(caddy.pid_file)
+                            ),
+                            "gate": lambda: _known(python_of(example_gate), gate.process.pid),
+                            "backend": lambda: _known(python_of("plyr_backend.main:app")),
+                            "postgres": lambda: named("postgres"),
+                        }
+                    )
+                    summary = side_by_side(args, targets, meter)
+                    summary |= verify_alone(args, gate, b, signed)
                     summary |= big_upload(caddy, b, cookie)
                     summary |= peaks(project, gate, caddy, platform)
                     return summary
@@ -326,16 +374,38 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _known(*pids: int | None) -> list[int]:
+    return [p for p in pids if p is not None]
+
+
+def named(comm: str) -> list[int]:
+    """The pids of every process called ``comm`` (e.g. each PostgreSQL backend)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == comm:
+                found.append(int(proc.name))
+    return found
+
+
 def side_by_side(
-    args: argparse.Namespace, targets: dict[str, tuple[str, dict[str, str]]]
+    args: argparse.Namespace, targets: dict[str, tuple[str, dict[str, str]]], meter: Meter
 ) -> dict[str, Any]:
     print(f"load average before: {_load()} ({os.cpu_count()} cores)")
     print(f"wrk -t2 -c8 -d{args.duration} --latency, authenticated GETs, {args.rounds} rounds:")
-    results = measure(targets, args.duration, args.rounds)
+    results = measure(targets, args.duration, args.rounds, meter)
     print(f"load average after: {_load()}")
     print(f"median over {args.rounds} rounds:")
     for key, r in results.items():
         print(f"({key}) {LABELS[key]:<40} {_line(r)}")
+    print("CPU per request, microseconds (median over the rounds; all cores):")
+    for key, r in results.items():
+        cost = r["cpu us"]
+        print(
+            f"({key}) "
+            + "  ".join(f"{n} {v:6.0f}" for n, v in cost.items())
+            + f"  total {sum(cost.values()):6.0f}"
+        )
     a, b, c, d = (results[k] for k in "abcd")
     ratio, added = d["rps"] / c["rps"], d["p50"] - c["p50"]
     print(f"(d)/(c) throughput: {ratio:.2f} (target >= 0.8)")
@@ -346,10 +416,11 @@ def side_by_side(
 
 
 def verify_alone(
-    args: argparse.Namespace, gate: str, site: int, signed: dict[str, str]
+    args: argparse.Namespace, gate: Any, site: int, signed: dict[str, str]
 ) -> dict[str, Any]:
     """The gate's own ceiling: wrk straight at its ``/verify``, asking as Caddy asks for
-    row (b), without Caddy."""
+    row (b), without Caddy: under uvicorn (the pages' port) and on the listener of its
+    own that Caddy asks (``--verify-listen``), with the gate's CPU per request."""
     headers = signed | {
         "X-Forwarded-Method": "GET",
         "X-Forwarded-Uri": "/",
@@ -357,10 +428,19 @@ def verify_alone(
         "X-Forwarded-Proto": "http",
         "X-Forwarded-For": "127.0.0.1",
     }
-    wrk(f"{gate}/verify", headers, "2s")
-    r = wrk(f"{gate}/verify", headers, args.duration)
-    print(f"the gate alone (wrk -> its /verify, no Caddy): {_line(r)}")
-    return {"verify alone": r}
+    meter = Meter({"gate": lambda: [gate.process.pid]})
+    found = {}
+    for label, url in (("uvicorn", gate.url), ("listener", gate.verify_url)):
+        wrk(f"{url}/verify", headers, "2s")
+        before = meter.snapshot()
+        r = wrk(f"{url}/verify", headers, args.duration)
+        r["cpu us"] = meter.per_request(before, meter.snapshot(), r["requests"])
+        found[label] = r
+        print(
+            f"the gate alone, wrk -> /verify on its {label:<8} {_line(r)}  "
+            f"gate CPU {r['cpu us']['gate']:.0f} us/request"
+        )
+    return {"verify alone": found}
 
 
 def big_upload(caddy: Caddy, site: int, cookie: str) -> dict[str, Any]:

@@ -109,13 +109,18 @@ def tiers_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @dataclass
 class Gate:
+    """A running ``tiers gate serve``: its pages (and ``/verify``) at ``url``, and its
+    ``--verify-listen`` listener at ``verify_url``."""
+
     url: str
+    verify_url: str
     project: Path
     environment: str
     process: subprocess.Popen[str]
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=10)
+    def client(self, *, listener: bool = False) -> httpx.Client:
+        base = self.verify_url if listener else self.url
+        return httpx.Client(base_url=base, follow_redirects=False, timeout=10)
 
     def claims(self, allowed: httpx.Response, audience: str) -> dict[str, Any]:
         """The identity assertion on an allowed /verify answer, checked against the gate's
@@ -136,7 +141,7 @@ class Gate:
 def running_gate(
     project: Path, environment: str = "staging", env: dict[str, str] | None = None
 ) -> Iterator[Gate]:
-    with reserved_ports(1) as (port,):
+    with reserved_ports(2) as (port, verify):
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -147,6 +152,8 @@ def running_gate(
                 environment,
                 "--listen",
                 f"127.0.0.1:{port}",
+                "--verify-listen",
+                f"127.0.0.1:{verify}",
             ],
             cwd=project,
             stdout=subprocess.PIPE,
@@ -157,7 +164,7 @@ def running_gate(
         url = f"http://127.0.0.1:{port}"
         try:
             _wait(url, process)
-            yield Gate(url, project, environment, process)
+            yield Gate(url, f"http://127.0.0.1:{verify}", project, environment, process)
         finally:
             process.terminate()
             try:
@@ -180,6 +187,21 @@ def _wait(url: str, process: subprocess.Popen[str]) -> None:
             pass
         time.sleep(0.05)
     raise AssertionError("the gate did not answer")
+
+
+_SAID = ("location", "content-type", "cache-control", "tiers-access-identity")
+
+
+def same_answer(one: httpx.Response, other: httpx.Response) -> bool:
+    """Whether two /verify answers say the same (status, body, the headers that mean
+    something; both or neither carrying an assertion)."""
+    return (
+        one.status_code == other.status_code
+        and one.content == other.content
+        and all(one.headers.get(name) == other.headers.get(name) for name in _SAID)
+        and ("tiers-access-jwt-assertion" in one.headers)
+        == ("tiers-access-jwt-assertion" in other.headers)
+    )
 
 
 def eventually(probe: Callable[[], Any], what: str) -> Any:
@@ -242,11 +264,15 @@ class Browser:
         return response
 
     def verify(self, host: str, uri: str, method: str = "GET", **extra: str) -> httpx.Response:
+        """The gate's answer to Caddy asking about ``method host uri``: asked of both of
+        its ``/verify`` listeners, which must give the same answer."""
         headers = self._headers(
             host, {"X-Forwarded-Method": method, "X-Forwarded-Uri": uri, **extra}
         )
-        with self.gate.client() as client:
-            return client.get("/verify", headers=headers)
+        with self.gate.client() as pages, self.gate.client(listener=True) as listener:
+            answers = [c.get("/verify", headers=headers) for c in (pages, listener)]
+        assert same_answer(*answers), f"the two /verify listeners disagree: {answers}"
+        return answers[1]
 
     def follow(self, response: httpx.Response, host: str) -> tuple[httpx.Response, str]:
         """Follow redirects the way a browser would, across the environment's hosts."""

@@ -200,8 +200,9 @@ def test_path_tricks_stay_protected(gate: Gate, uri: str, extra: dict[str, str])
 
 def test_unknown_or_missing_host(gate: Gate) -> None:
     assert_refused(Browser(gate).verify("evil.example", "/health"))
-    with gate.client() as client:
-        assert_refused(client.get("/verify", headers={"X-Forwarded-Uri": "/tracks"}))
+    for listener in (False, True):
+        with gate.client(listener=listener) as client:
+            assert_refused(client.get("/verify", headers={"X-Forwarded-Uri": "/tracks"}))
 
 
 # -- JWT attacks against verify() -----------------------------------------------------------
@@ -498,7 +499,8 @@ def test_a_routing_header_sent_twice(gate: Gate, name: str) -> None:
         (name, "/health" if name == "X-Forwarded-Uri" else "x"),
         (name, "/health" if name == "X-Forwarded-Uri" else "y"),
     ]
-    with gate.client() as client:
-        answer = client.get("/verify", headers=headers)
-    assert answer.status_code == 400
-    assert_refused(answer)
+    for listener in (False, True):
+        with gate.client(listener=listener) as client:
+            answer = client.get("/verify", headers=headers)
+        assert answer.status_code == 400
+        assert_refused(answer)

@@ -71,6 +71,8 @@ def site(tmp_path: Path) -> Iterator[httpx.Client]:
                 "staging",
                 "--gate",
                 gate.url.split("//", 1)[1],
+                "--verify",
+                gate.verify_url.split("//", 1)[1],
                 "--upstream",
                 f"backend={app}",
                 "--upstream",

@@ -289,6 +289,14 @@ def serve(
     listen: Annotated[
         str, typer.Option("--listen", help="HOST:PORT; a loopback address unless --public.")
     ] = "127.0.0.1:8100",
+    verify_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--verify-listen",
+            help="HOST:PORT of a second listener answering /verify only, with less "
+            "per-request work (what the local platform points Caddy's forward_auth at).",
+        ),
+    ] = None,
     public: Annotated[
         bool, typer.Option("--public", help="Allow a non-loopback --listen address.")
     ] = False,
@@ -299,7 +307,7 @@ def serve(
     pages (/.tiers/access/…), until interrupted."""
     from tiers.gate.serve import serve as run
 
-    run(config, environment, listen, public=public, state_url=state)
+    run(config, environment, listen, verify_listen, public=public, state_url=state)
 
 
 # -- tiers access doctor ---------------------------------------------------------------------
@@ -347,6 +355,14 @@ def caddyfile(
     gate: Annotated[
         str, typer.Option("--gate", metavar="HOST:PORT", help="Where `tiers gate serve` listens.")
     ] = "127.0.0.1:8100",
+    verify: Annotated[
+        str | None,
+        typer.Option(
+            "--verify",
+            metavar="HOST:PORT",
+            help="Where the gate's --verify-listen listener is, for forward_auth.",
+        ),
+    ] = None,
     config: io.ConfigOption = Path("tiers.toml"),
 ) -> None:
     """Print the Caddyfile that puts `tiers gate serve` in front of any upstream: identity
@@ -366,4 +382,4 @@ def caddyfile(
                 f"--upstream {item!r}: expected SERVICE=HOST:PORT, like backend=127.0.0.1:9000"
             )
         pairs[name] = address
-    io.out(render(loaded.environments[environment], gate, pairs).rstrip("\n"))
+    io.out(render(loaded.environments[environment], gate, pairs, verify).rstrip("\n"))

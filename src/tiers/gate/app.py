@@ -39,7 +39,7 @@ from starlette.responses import (
     Response,
 )
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from tiers.config import Config
 from tiers.gate.core import Gate, Site
@@ -50,7 +50,7 @@ from tiers.gate.store import now
 from tiers.gate.verify import ASSERTION_HEADER, IDENTITY_HEADER, Verifier
 from tiers.state import StateStore
 
-__all__ = ["ASSERTION_HEADER", "IDENTITY_HEADER", "PREFIX", "make_app"]
+__all__ = ["ASSERTION_HEADER", "IDENTITY_HEADER", "PREFIX", "GateASGI", "make_app"]
 
 PREFIX = "/.tiers/access"
 REFRESH_SECONDS = 1.0
@@ -62,17 +62,18 @@ _PAGES = Templates(
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def make_app(config: Config, environment: str, state: StateStore, state_dir: Path) -> ASGIApp:
+def make_app(config: Config, environment: str, state: StateStore, state_dir: Path) -> GateASGI:
     """The gate of ``environment`` (which must be protected by tiers), keeping its
     sessions and events in ``state`` and its keys under ``state_dir/gate/ENV``."""
     gate = Gate(config, environment, state, state_dir)
     gate.refresh()
     pages = GateApp(gate)
-    return _Dispatch(Verifier(gate, pages.denied), pages.starlette())
+    return GateASGI(Verifier(gate, pages.denied), pages.starlette())
 
 
-class _Dispatch:
-    """``/verify`` straight to the plain-ASGI verifier; everything else to Starlette."""
+class GateASGI:
+    """``/verify`` straight to the plain-ASGI verifier; everything else to Starlette.
+    ``verifier`` is also what :mod:`tiers.gate.listener` answers with."""
 
     def __init__(self, verifier: Verifier, pages: Starlette) -> None:
         self.verifier = verifier

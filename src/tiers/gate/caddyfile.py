@@ -24,9 +24,12 @@ def _deletes(names: tuple[str, ...], indent: str) -> list[str]:
     return [f"{indent}request_header -{name}" for name in spellings]
 
 
-def caddyfile(env: Environment, gate: str, upstreams: dict[str, str]) -> str:
+def caddyfile(
+    env: Environment, gate: str, upstreams: dict[str, str], verify: str | None = None
+) -> str:
     """The Caddyfile text; ``upstreams`` maps a service to the ``HOST:PORT`` it listens on
-    (UsageError naming the services without one, or names that are not services)."""
+    (UsageError naming the services without one, or names that are not services);
+    ``verify``, the gate's ``--verify-listen`` address, takes ``forward_auth``'s asks."""
     sites = {name: b.address for name, b in env.services.items() if b.address}
     unknown = sorted(set(upstreams) - set(sites))
     if unknown:
@@ -43,6 +46,7 @@ def caddyfile(env: Environment, gate: str, upstreams: dict[str, str]) -> str:
     blocks = [
         f"# The tiers gate of {env.name} in front of each of its sites. Run the gate with\n"
         f"#   tiers gate serve {env.name} --listen {gate}"
+        + (f" --verify-listen {verify}" if verify else "")
     ]
     for name, address in sites.items():
         parts = urlsplit(address)
@@ -54,7 +58,7 @@ def caddyfile(env: Environment, gate: str, upstreams: dict[str, str]) -> str:
             f"        reverse_proxy {gate}",
             "    }",
             "    handle {",
-            f"        forward_auth {gate} {{",
+            f"        forward_auth {verify or gate} {{",
             "            uri /verify",
             f"            copy_headers {' '.join(IDENTITY_HEADERS)}",
             "        }",

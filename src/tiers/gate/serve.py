@@ -2,7 +2,9 @@
 
 The gate trusts ``X-Forwarded-*`` headers, which only Caddy may set, so it listens on a
 loopback address unless told ``--public`` (for a gate behind a proxy elsewhere that
-strips those headers from clients).
+strips those headers from clients). With ``--verify-listen`` it also answers ``/verify``
+on a second address, through :mod:`tiers.gate.listener`, in the same process and event
+loop (the same sessions, tokens and keys).
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import errno
 import ipaddress
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tiers.config import load
 from tiers.errors import OperationError, UsageError
 from tiers.gate.core import protected
 from tiers.state import StateStore
+
+if TYPE_CHECKING:
+    from tiers.gate.app import GateASGI
 
 __all__ = ["parse_listen", "serve"]
 
@@ -55,28 +61,58 @@ def _free(host: str, port: int) -> None:
 
 
 def serve(
-    config_path: Path, environment: str, listen: str, *, public: bool, state_url: str | None
+    config_path: Path,
+    environment: str,
+    listen: str,
+    verify_listen: str | None = None,
+    *,
+    public: bool,
+    state_url: str | None,
 ) -> None:
     """Run the gate until interrupted."""
-    import uvicorn
+    import uvloop
 
     from tiers.gate.app import make_app
 
     host, port = parse_listen(listen, public=public)
+    verify = parse_listen(verify_listen, public=public) if verify_listen else None
+    if verify is not None and verify[1] == port:
+        raise UsageError(f"--verify-listen {verify_listen}: the same port as --listen")
     config = load(config_path).config
     protected(config, environment)
-    _free(host, port)
+    for address in (host, port), *([verify] if verify else []):
+        _free(*address)
     project_dir = config_path.resolve().parent
     with StateStore.open(state_url, project_dir) as state:
         app = make_app(config, environment, state, project_dir / ".tiers")
-        print(f"tiers gate {environment}: listening on http://{host}:{port}", flush=True)
-        uvicorn.run(
+        uvloop.run(_run(app, environment, (host, port), verify))
+
+
+async def _run(
+    app: GateASGI, environment: str, pages: tuple[str, int], verify: tuple[str, int] | None
+) -> None:
+    import uvicorn
+
+    from tiers.gate.listener import start
+
+    server = uvicorn.Server(
+        uvicorn.Config(
             app,
-            host=host,
-            port=port,
+            host=pages[0],
+            port=pages[1],
             log_level="warning",
             access_log=False,
             http="httptools",
-            loop="uvloop",
             lifespan="on",
         )
+    )
+    listener = await start(app.verifier, *verify) if verify else None
+    said = f"tiers gate {environment}: listening on http://{pages[0]}:{pages[1]}"
+    if verify:
+        said += f", /verify also on http://{verify[0]}:{verify[1]}"
+    print(said, flush=True)
+    try:
+        await server.serve()
+    finally:
+        if listener is not None:
+            listener.close()

@@ -1,9 +1,10 @@
 """The access gate of a protected environment on the local platform.
 
 An environment with ``access.protect`` and provider ``tiers`` gets its gate (``tiers gate
-serve ENV``) as one more supervised process, ``ENV.gate``, on a port the platform keeps in
-``ENV/gate.port``, started by ``tiers up`` and before every deploy (and started again when
-the environment's rules change: the gate reads them when it starts); it gets the
+serve ENV``) as one more supervised process, ``ENV.gate``, on two ports the platform keeps
+in ``ENV/gate.port`` (its pages, and the listener that answers Caddy's ``/verify``),
+started by ``tiers up`` and before every deploy (and started again when the environment's
+rules change: the gate reads them when it starts); it gets the
 environment's gate secrets (SMTP password, OAuth client secrets) from the tier's store, in
 memory, as app processes get theirs.
 
@@ -16,7 +17,7 @@ In front of each of the environment's Caddy sites stand, in this order (:func:`f
    for a service token's two headers);
 2. a route sending the gate's own pages (``/.tiers/access/*``: login, code, logout,
    certs, session, health) straight to the gate;
-3. ``forward_auth`` to the gate's ``/verify`` (what ``caddy adapt`` expands the Caddyfile
+3. ``forward_auth`` to the gate's ``/verify`` listener (what ``caddy adapt`` expands the Caddyfile
    directive to): a 2xx lets the request on, with the gate's ``Tiers-Access-Jwt-Assertion``
    and ``Tiers-Access-Identity`` copied onto it; any other answer (a 302 to the login page,
    401, 403, 400) goes back to the client as it is. The gate decides bypass paths too;
@@ -91,9 +92,11 @@ def process_name(environment: str) -> str:
     return f"{environment}.gate"
 
 
-def front(site: str, gate: str) -> list[dict[str, Any]]:
+def front(site: str, gate: str, verify: str | None = None) -> list[dict[str, Any]]:
     """The handlers that stand before site ``site``'s own, asking the gate at ``gate``
-    (``127.0.0.1:PORT``); each has an ``@id`` of its own, unique in Caddy's config."""
+    (``127.0.0.1:PORT``), and its ``/verify`` at ``verify`` when the gate has a listener
+    of its own for it (:mod:`tiers.gate.listener`); each has an ``@id`` of its own,
+    unique in Caddy's config."""
     strip = {
         "@id": f"tiers-strip-{site}",
         "handler": "headers",
@@ -114,7 +117,7 @@ def front(site: str, gate: str) -> list[dict[str, Any]]:
             }
         ],
     }
-    return [strip, pages, _forward_auth(site, gate), unseal]
+    return [strip, pages, _forward_auth(site, verify or gate), unseal]
 
 
 def _forward_auth(site: str, gate: str) -> dict[str, Any]:
@@ -213,11 +216,15 @@ class LocalGate:
 
     def port(self, env: Environment) -> int | None:
         """The port the gate of ``env`` listens on, once it was given one."""
-        path = self._port_file(env)
+        return self._ports(env)[0]
+
+    def _ports(self, env: Environment) -> tuple[int | None, int | None]:
+        """(pages, /verify): the gate's two ports, kept in ``ENV/gate.port``."""
         try:
-            return int(path.read_text())
+            found = [int(p) for p in self._port_file(env).read_text().split()]
         except (OSError, ValueError):
-            return None
+            return None, None
+        return (found[0], found[1]) if len(found) == 2 else (None, None)
 
     def front(self, env: Environment, site: str) -> list[dict[str, Any]]:
         """The handlers for site ``site`` of ``env``: the gate's, or none when ``env`` is
@@ -225,10 +232,10 @@ class LocalGate:
         protected site is never served without its gate)."""
         if not enforced(env):
             return []
-        port = self.port(env)
-        if port is None:
+        port, verify = self._ports(env)
+        if port is None or verify is None:
             raise PlatformError(f"{site}: the access gate of {env.name} was never started")
-        return front(site, f"{HOST}:{port}")
+        return front(site, f"{HOST}:{port}", f"{HOST}:{verify}")
 
     def ensure(self, env: Environment) -> bool:
         """Start the gate of ``env`` unless it runs (with the same command) and wait for
@@ -240,13 +247,16 @@ class LocalGate:
             if running is not None:
                 supervisor.stop(name)
             return False
-        port = self.port(env)
+        port, verify = self._ports(env)
         alive = running is not None and running["state"] == "running"
-        if port is None or (not alive and port_in_use(port)):
-            port = free_port()
+        taken = port is None or verify is None or port_in_use(port) or port_in_use(verify)
+        if port is None or verify is None or (not alive and taken):
+            port, verify = free_port(), free_port()
+            while verify == port:
+                verify = free_port()
             self._port_file(env).parent.mkdir(parents=True, exist_ok=True)
-            self._port_file(env).write_text(f"{port}\n", encoding="utf-8")
-        command = self._command(env, port)
+            self._port_file(env).write_text(f"{port} {verify}\n", encoding="utf-8")
+        command = self._command(env, port, verify)
         # the gate reads its rules once, when it starts: new rules, a new gate
         read = [env.access.model_dump_json(), *sorted(b.url or "" for b in env.services.values())]
         rules = hashlib.sha256("\n".join(read).encode()).hexdigest()
@@ -296,11 +306,12 @@ class LocalGate:
         lines = self.platform.supervisor.logs(name, _LOG_LINES)
         return "; its log ends:\n" + "\n".join(lines) if lines else ""
 
-    def _command(self, env: Environment, port: int) -> str:
+    def _command(self, env: Environment, port: int, verify: int) -> str:
         config = self.platform.project_dir / "tiers.toml"
         return (
             f"{shlex.quote(sys.executable)} -m tiers gate serve {shlex.quote(env.name)} "
-            f"-c {shlex.quote(str(config))} --listen {HOST}:{port}"
+            f"-c {shlex.quote(str(config))} --listen {HOST}:{port} "
+            f"--verify-listen {HOST}:{verify}"
         )
 
     def _health(self, port: int) -> str:
