@@ -279,7 +279,8 @@ def _line(r: dict[str, Any]) -> str:
 def assertion(project: Path, api: int, cookie: str) -> str:
     """The assertion the example's gate adds to a signed-in ``GET /tracks`` on its API
     (asked as Caddy asks: ``/verify`` with the X-Forwarded-* headers)."""
-    gate = (project / ".tiers/local/environments/staging/gate.port").read_text().strip()
+    # ENV/gate.port: the gate's pages port, then its /verify listener's (which Caddy asks)
+    gate = (project / ".tiers/local/environments/staging/gate.port").read_text().split()[1]
     answer = httpx.get(
         f"http://127.0.0.1:{gate}/verify",
         headers={

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +30,9 @@ from tiers.state import StateStore
 __all__ = ["Check", "Gate", "Site", "protected"]
 
 CodeResult = Literal["sent", "client-limit"]
+PURGE_EVERY = timedelta(hours=1)
+PURGE_AFTER = timedelta(days=1)
+"""Ended sessions and old PINs are kept this long (far beyond the PIN limits' window)."""
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,17 @@ class Gate:
         self.sites = _sites(self.env)
         self.session_seconds = self.env.access.session_hours * 3600
         self.maildir = self.directory / "mail"
+        self._purged: datetime | None = None
 
     # -- kept fresh by the app's refresh loop -------------------------------------------
 
     def refresh(self) -> None:
-        """Reload live sessions and tokens, record token uses, pick up rotated keys."""
+        """Reload live sessions and tokens, record token uses, pick up rotated keys; once
+        an hour, delete what ended a day ago (:meth:`AccessStore.purge`)."""
+        moment = now()
+        if self._purged is None or moment - self._purged >= PURGE_EVERY:
+            self.store.purge(moment - PURGE_AFTER)
+            self._purged = moment
         self.sessions.load(self.store.live_sessions())
         self.tokens.load(self.store.tokens())
         uses = self.tokens.take_uses()

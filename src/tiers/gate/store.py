@@ -149,6 +149,25 @@ class AccessStore:
             rows = connection.execute(query).all()
         return {row.id: (identity_from_json(dict(row.identity)), row.expires_at) for row in rows}
 
+    def purge(self, before: datetime) -> int:
+        """Delete the sessions that ended (expired or revoked) and the PINs made before
+        ``before``: the per-request path never reads them again, and the access log keeps
+        its own events. The number of rows deleted."""
+        ended = sa.or_(access_sessions.c.expires_at < before, access_sessions.c.revoked_at < before)
+        with self._transaction() as connection:
+            sessions = connection.execute(
+                access_sessions.delete().where(
+                    access_sessions.c.environment == self.environment, ended
+                )
+            )
+            codes = connection.execute(
+                access_codes.delete().where(
+                    access_codes.c.environment == self.environment,
+                    access_codes.c.created_at < before,
+                )
+            )
+        return int(sessions.rowcount) + int(codes.rowcount)
+
     # -- one-time PINs -----------------------------------------------------------------
 
     def add_code(self, address: str, digest: str | None, client: str, lifetime: timedelta) -> None:
