@@ -216,7 +216,10 @@ def test_keys_rotate_under_a_running_gate(project: Path) -> None:
         for name in ("keys.json", "secret"):
             assert (folder / name).stat().st_mode & 0o777 == 0o600
         before = browser.verify(STAGING_API, "/tracks").headers["tiers-access-jwt-assertion"]
-        new = Keys(folder / "keys.json").rotate()
+        rotated = tiers_cli("access", "rotate-keys", "staging", cwd=project)
+        assert rotated.returncode == 0, rotated.stderr
+        new = Keys(folder / "keys.json").current.kid
+        assert f"staging: the gate signs with key {new} from now on" in rotated.stdout
         assert (folder / "keys.json").stat().st_mode & 0o777 == 0o600
 
         def published() -> dict[str, object] | None:
@@ -229,6 +232,8 @@ def test_keys_rotate_under_a_running_gate(project: Path) -> None:
         assert jwt.get_unverified_header(after)["kid"] == new
         for token in (before, after):  # the previous key still verifies what it signed
             assert verify(token, jwks, audience="staging/backend", issuer="tiers-gate:staging")
+        log = tiers_cli("access", "log", "staging", cwd=project)
+        assert "keys-rotated" in log.stdout and f"new key {new}" in log.stdout
 
 
 def test_log_and_tokens_of_a_fresh_project(project: Path) -> None:

@@ -230,6 +230,28 @@ def token_revoke(
     io.out(f"{environment}: token {name} revoked")
 
 
+@access_app.command("rotate-keys")
+def rotate_keys(
+    environment: Env,
+    config: io.ConfigOption = Path("tiers.toml"),
+    state: io.StateOption = None,
+) -> None:
+    """Sign the gate's identity assertions with a new key from now on. A running gate
+    takes it within a second or two; the previous key stays published at
+    /.tiers/access/certs for one assertion lifetime, so origins keep accepting what it
+    signed."""
+    from tiers.gate.assertion import LIFETIME, Keys
+    from tiers.gate.secret import gate_dir
+
+    store, project_dir = _access(config, environment, state)
+    kid = Keys(gate_dir(project_dir / ".tiers", environment) / "keys.json").rotate()
+    store.event("keys-rotated", detail=f"new key {kid}")
+    io.out(
+        f"{environment}: the gate signs with key {kid} from now on; the previous key stays "
+        f"published for {LIFETIME // 60} minutes"
+    )
+
+
 @access_app.command("log")
 def log(
     environment: Env,
