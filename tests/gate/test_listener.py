@@ -15,6 +15,7 @@ import pytest
 
 from tests.gate.service import STAGING_API, Browser, Gate, running_gate, tiers_cli, write_config
 from tests.pipeline.example import reserved_ports
+from tiers.gate.core import CACHED
 from tiers.gate.listener import MAX_HEADER_BYTES
 
 
@@ -137,3 +138,11 @@ def test_serve_refuses_a_bad_verify_listen(tmp_path: Path) -> None:
         )
         assert public.returncode == 2
         assert "not a loopback address" in public.stderr
+
+
+def test_long_targets_are_decided_as_short_ones(gate: Gate) -> None:
+    # past CACHED characters a target is worked out afresh each time, to the same answer
+    browser = Browser(gate)
+    for _ in range(2):
+        assert browser.verify(STAGING_API, "/health?" + "x" * 2 * CACHED).status_code == 200
+        assert browser.verify(STAGING_API, "/tracks/" + "a" * 2 * CACHED).status_code == 302

@@ -12,6 +12,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -30,6 +31,10 @@ from tiers.state import StateStore
 __all__ = ["Check", "Gate", "Site", "protected"]
 
 CodeResult = Literal["sent", "client-limit"]
+CACHED = 1024
+"""Targets (host and URI) up to this long are normalised once and remembered, with their
+decision; longer ones are worked out afresh each time, so no one fills the gate's memory
+with long URIs (:meth:`Gate.check`, :mod:`tiers.gate.verify`)."""
 PURGE_EVERY = timedelta(hours=1)
 PURGE_AFTER = timedelta(days=1)
 """Ended sessions and old PINs are kept this long (far beyond the PIN limits' window)."""
@@ -112,6 +117,7 @@ class Gate:
         self.session_seconds = self.env.access.session_hours * 3600
         self.maildir = self.directory / "mail"
         self._purged: datetime | None = None
+        self._decisions = lru_cache(maxsize=4096)(self.policy.decide)
 
     # -- kept fresh by the app's refresh loop -------------------------------------------
 
@@ -141,7 +147,10 @@ class Gate:
     def check(
         self, target: Target, site: Site, method: str, holder: str | None, identity: Identity | None
     ) -> Check:
-        decision = self.policy.decide(target, identity, method=method)
+        # the rules never change under a running gate: a decision, once made, is kept
+        short = len(target.host) + len(target.path) <= CACHED
+        decide = self._decisions if short else self.policy.decide
+        decision = decide(target, identity, method=method)
         if decision.action != "allow":
             return Check(decision, site, identity)
         if identity is None or holder is None:  # an allow for nobody: refuse, never guess

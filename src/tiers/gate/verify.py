@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import lru_cache
 from urllib.parse import quote
 
 from starlette.requests import cookie_parser
 from starlette.types import Receive, Scope, Send
 
-from tiers.gate.core import Gate
-from tiers.gate.policy import Malformed, normalise
+from tiers.gate.core import CACHED, Gate
+from tiers.gate.policy import Malformed, Target, normalise
 from tiers.gate.sessions import cookie_name, secure_cookie
 from tiers.gate.store import now
 
@@ -59,6 +60,16 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 def _text(status: int, message: str) -> Answer:
     return status, [_TEXT], f"refused: {message}\n".encode()
+
+
+def _target(host: str, uri: str, scheme: str) -> Target | None:
+    try:
+        return normalise(host, uri, scheme=scheme)
+    except Malformed:
+        return None
+
+
+_known_target = lru_cache(maxsize=4096)(_target)
 
 
 def _client(headers: dict[str, str], scope: Scope) -> str:
@@ -112,9 +123,9 @@ class Verifier:
         scheme = headers.get("x-forwarded-proto", "http").lower()
         if not host or uri is None or scheme not in ("http", "https"):
             return _text(400, "the gate needs X-Forwarded-Host, -Uri and -Proto")
-        try:
-            target = normalise(host, uri, scheme=scheme)
-        except Malformed:
+        short = len(host) + len(uri) <= CACHED
+        target = (_known_target if short else _target)(host, uri, scheme)
+        if target is None:
             return _text(400, "the request target cannot be read unambiguously")
         site = self.gate.sites.get(target.host)
         if site is None:
