@@ -7,16 +7,19 @@ HTTP around the decision: keep-alive, pipelining, what it refuses, and how it cl
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from tests.gate.service import STAGING_API, Browser, Gate, running_gate, tiers_cli, write_config
 from tests.pipeline.example import reserved_ports
 from tiers.gate.core import CACHED
-from tiers.gate.listener import MAX_HEADER_BYTES
+from tiers.gate.listener import MAX_HEADER_BYTES, VerifyProtocol
+from tiers.gate.verify import Verifier
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +149,41 @@ def test_long_targets_are_decided_as_short_ones(gate: Gate) -> None:
     for _ in range(2):
         assert browser.verify(STAGING_API, "/health?" + "x" * 2 * CACHED).status_code == 200
         assert browser.verify(STAGING_API, "/tracks/" + "a" * 2 * CACHED).status_code == 302
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def get_extra_info(self, name: str) -> object:
+        return ("127.0.0.1", 50000) if name == "peername" else None
+
+
+class _Broken:
+    def answer(self, scope: object) -> object:
+        raise KeyError("a bug")
+
+
+def test_a_fault_of_the_gate_is_a_500_never_a_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = VerifyProtocol(cast(Verifier, _Broken()), loop)
+        transport = _Transport()
+        protocol.connection_made(cast(asyncio.Transport, transport))
+        protocol.data_received(b"GET /verify HTTP/1.1\r\nHost: gate\r\n\r\n")
+        protocol.connection_lost(None)
+    finally:
+        loop.close()
+    assert transport.written.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert transport.closed
+    assert "KeyError: 'a bug'" in capsys.readouterr().err

@@ -11,7 +11,8 @@ request (``bench/gate.py`` prints both).
 It serves Caddy's ``forward_auth`` connections and nothing else, on loopback only
 (:func:`tiers.gate.serve.parse_listen`): ``GET`` or ``HEAD /verify``; any other path is a
 404, any other method a 405, a request it cannot parse a 400, headers over 64 KiB a 431
-(each of those closes the connection). A body is read and ignored: ``forward_auth``
+(each of those closes the connection); a fault of the gate's own is a 500, never a
+pass, with its traceback on stderr. A body is read and ignored: ``forward_auth``
 sends none. Keep-alive and pipelined requests are answered in order; a connection idle
 for :data:`IDLE_SECONDS` is closed.
 """
@@ -19,6 +20,8 @@ for :data:`IDLE_SECONDS` is closed.
 from __future__ import annotations
 
 import asyncio
+import sys
+import traceback
 from http import HTTPStatus
 from typing import cast
 
@@ -71,6 +74,12 @@ class VerifyProtocol(asyncio.Protocol):
             self.idle = None
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as error:  # a fault of the gate's own
+            fault = error.__context__ or error
+            print("tiers gate: /verify failed:", file=sys.stderr)
+            traceback.print_exception(fault, file=sys.stderr)
+            failed = "refused: the gate failed (its log says why)"
+            self._finish(_refusal(HTTPStatus.INTERNAL_SERVER_ERROR, failed), 0)
         except httptools.HttpParserError:
             self._finish(_refusal(HTTPStatus.BAD_REQUEST, "refused: not a readable request"), 0)
         except httptools.HttpParserUpgrade:
