@@ -38,6 +38,30 @@ def new_database(prefix: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+# The end-to-end modules (a minute a test, some of them), slowest first: run before the
+# rest, so that no worker starts one of them last while the others sit idle.
+SLOWEST_FIRST = (
+    "tests/pipeline/test_redaction.py",
+    "tests/pipeline/test_release.py",
+    "tests/pipeline/test_commit.py",
+    "tests/gate/test_doctor.py",
+    "tests/pipeline/test_third_party.py",
+    "tests/pipeline/test_deploy.py",
+    "tests/pipeline/test_secrets_delivery.py",
+    "tests/platforms/test_local_up.py",
+    "tests/examples/test_plyr_app.py",
+    "tests/platforms/contract/",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        found = [i for i, prefix in enumerate(SLOWEST_FIRST) if item.nodeid.startswith(prefix)]
+        return found[0] if found else len(SLOWEST_FIRST)
+
+    items.sort(key=rank)  # stable: each module's own order is kept
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database, dropped after the test."""

@@ -284,9 +284,10 @@ def test_a_second_deploy_is_refused_while_one_holds_the_lock(repo: Path) -> None
         holder.communicate()
 
 
-SLOW_0004 = """\"\"\"a migration that takes its time\"\"\"
+SLOW_0004 = """\"\"\"a migration that takes its time while {hold} exists (30 s at most)\"\"\"
 
 import time
+from pathlib import Path
 
 revision = "0004"
 down_revision = "0003"
@@ -295,7 +296,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    time.sleep(30)
+    deadline = time.monotonic() + 30
+    while Path("{hold}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def downgrade() -> None:
@@ -308,8 +311,10 @@ def test_a_deploy_killed_mid_step_is_reported_and_repaired(repo: Path, step: str
     assert tiers("deploy", "staging", cwd=repo).returncode == 0
     first = health(repo)["commit"]
     main = (repo / "backend/src/plyr_backend/main.py").read_text()
+    hold = repo.parent / "hold-the-migration"  # the slow migration waits while it exists
+    hold.touch()
     slow = {
-        "release": {f"{VERSIONS}/0004_slow.py": SLOW_0004},
+        "release": {f"{VERSIONS}/0004_slow.py": SLOW_0004.format(hold=hold)},
         "health": {
             "backend/src/plyr_backend/main.py": "import time\ntime.sleep(30)\n" + main,
             f"{VERSIONS}/0004_add_plays.py": MIGRATION_0004,
@@ -320,6 +325,7 @@ def test_a_deploy_killed_mid_step_is_reported_and_repaired(repo: Path, step: str
     deploy = deploy_until(repo, step)  # kill it as the step begins
     deploy.send_signal(signal.SIGKILL)
     deploy.communicate()
+    hold.unlink()  # the repairing deploy runs the same migration, without the wait
     assert health(repo)["commit"] in (first, second)  # never nothing: old or new serves
     assert history(repo)[0]["state"] == "interrupted"
     shown = tiers("history", "staging", cwd=repo)
