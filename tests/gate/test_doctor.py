@@ -104,7 +104,11 @@ def test_the_running_example_passes_the_doctor_and_keeps_its_gate_through_a_depl
     (env,) = status
     assert env["gate"]["state"] == "running" and env["gate"]["healthy"] is True
     shown = tiers("status", cwd=staging).stdout
-    assert f"  access gate on {env['gate']['address']}: running, answers" in shown
+    gate = env["gate"]
+    assert (
+        f"  access gate on {gate['address']} (/verify on {gate['verify']}): running, answers"
+        in shown
+    )
 
     # a deploy switches the backend; the gate stays in front, the session still works
     main = staging / "backend" / "src" / "plyr_backend" / "main.py"

@@ -120,6 +120,7 @@ def _render(report: list[dict[str, Any]]) -> None:
             io.out(f"  {p['name']}: {p['state']} pid {p['pid']} restarts {p['restarts']}")
         if gate := env.get("gate"):
             where = f" on {gate['address']}" if gate["address"] else ""
+            where += f" (/verify on {gate['verify']})" if gate.get("verify") else ""
             io.out(f"  access gate{where}: {gate['state']}, {gate['answer']}")
         for service, s in env["services"].items():
             fields = s["health"] or {}

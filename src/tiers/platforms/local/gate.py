@@ -275,7 +275,7 @@ class LocalGate:
         """The gate's process state and what its health page answers (None: no gate)."""
         if not enforced(env):
             return None
-        port = self.port(env)
+        port, verify = self._ports(env)
         supervisor = self.platform.supervisor
         processes = supervisor.processes() if supervisor.alive() else []
         found = {p["name"]: p for p in processes}.get(process_name(env.name))
@@ -284,6 +284,7 @@ class LocalGate:
         return {
             "state": state,
             "address": f"{HOST}:{port}" if port else None,
+            "verify": f"{HOST}:{verify}" if verify else None,
             "healthy": healthy,
             "answer": "answers" if healthy else "does not answer",
         }
