@@ -30,7 +30,7 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
         yield running
 
 
-def _ask(gate: Gate, path: str = "/health", *, method: str = "GET", extra: str = "") -> bytes:
+def _ask(path: str = "/health", *, method: str = "GET", extra: str = "") -> bytes:
     return (
         f"{method} /verify HTTP/1.1\r\nHost: gate\r\nX-Forwarded-Host: {STAGING_API}\r\n"
         f"X-Forwarded-Uri: {path}\r\nX-Forwarded-Proto: http\r\n{extra}\r\n"
@@ -58,22 +58,22 @@ def _statuses(answer: bytes) -> list[str]:
 
 
 def test_keeps_the_connection_and_answers_pipelined_requests_in_order(gate: Gate) -> None:
-    answer, closed = _exchange(gate, _ask(gate, "/health") + _ask(gate, "/tracks"))
+    answer, closed = _exchange(gate, _ask("/health") + _ask("/tracks"))
     assert _statuses(answer) == ["200", "401"]  # public, then sign-in required
     assert not closed
     assert answer.count(b"content-length: ") == 2
 
 
 def test_honours_connection_close_and_http_1_0(gate: Gate) -> None:
-    answer, closed = _exchange(gate, _ask(gate, extra="Connection: close\r\n"))
+    answer, closed = _exchange(gate, _ask(extra="Connection: close\r\n"))
     assert _statuses(answer) == ["200"] and closed
-    old = _ask(gate).replace(b"HTTP/1.1", b"HTTP/1.0")
+    old = _ask().replace(b"HTTP/1.1", b"HTTP/1.0")
     answer, closed = _exchange(gate, old)
     assert _statuses(answer) == ["200"] and closed
 
 
 def test_head_gets_the_headers_without_the_body(gate: Gate) -> None:
-    answer, _ = _exchange(gate, _ask(gate, "/tracks", method="HEAD"))
+    answer, _ = _exchange(gate, _ask("/tracks", method="HEAD"))
     head, _, body = answer.partition(b"\r\n\r\n")
     assert _statuses(head) == ["401"] and b"content-length: " in head
     assert body == b""
@@ -96,14 +96,14 @@ def test_head_gets_the_headers_without_the_body(gate: Gate) -> None:
 def test_refuses_anything_but_verify_and_closes(
     gate: Gate, request_bytes: bytes, status: str
 ) -> None:
-    answer, closed = _exchange(gate, request_bytes + _ask(gate))
+    answer, closed = _exchange(gate, request_bytes + _ask())
     assert _statuses(answer) == [status]  # the request after it is never answered
     assert closed
 
 
 def test_oversized_headers_are_refused(gate: Gate) -> None:
     big = f"X-Padding: {'a' * MAX_HEADER_BYTES}\r\n"
-    answer, closed = _exchange(gate, _ask(gate, extra=big))
+    answer, closed = _exchange(gate, _ask(extra=big))
     assert _statuses(answer) == ["431"] and closed
 
 
@@ -117,30 +117,14 @@ def test_an_anonymous_browser_is_sent_to_sign_in_by_both(gate: Gate) -> None:
 def test_serve_refuses_a_bad_verify_listen(tmp_path: Path) -> None:
     write_config(tmp_path)
     with reserved_ports(1) as (port,):
-        same = tiers_cli(
-            "gate",
-            "serve",
-            "staging",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--verify-listen",
-            f"127.0.0.1:{port}",
-            cwd=tmp_path,
-        )
-        assert same.returncode == 2
-        assert "the same port as --listen" in same.stderr
-        public = tiers_cli(
-            "gate",
-            "serve",
-            "staging",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--verify-listen",
-            "0.0.0.0:9",
-            cwd=tmp_path,
-        )
-        assert public.returncode == 2
-        assert "not a loopback address" in public.stderr
+        for verify, said in (
+            (f"127.0.0.1:{port}", "the same port as --listen"),
+            ("0.0.0.0:9", "not a loopback address"),
+        ):
+            serve = ("gate", "serve", "staging", "--listen", f"127.0.0.1:{port}")
+            refused = tiers_cli(*serve, "--verify-listen", verify, cwd=tmp_path)
+            assert refused.returncode == 2
+            assert said in refused.stderr
 
 
 def test_long_targets_are_decided_as_short_ones(gate: Gate) -> None:

@@ -79,11 +79,11 @@ class VerifyProtocol(asyncio.Protocol):
             print("tiers gate: /verify failed:", file=sys.stderr)
             traceback.print_exception(fault, file=sys.stderr)
             failed = "refused: the gate failed (its log says why)"
-            self._finish(_refusal(HTTPStatus.INTERNAL_SERVER_ERROR, failed), 0)
+            self._refuse(HTTPStatus.INTERNAL_SERVER_ERROR, failed)
         except httptools.HttpParserError:
-            self._finish(_refusal(HTTPStatus.BAD_REQUEST, "refused: not a readable request"), 0)
+            self._refuse(HTTPStatus.BAD_REQUEST, "refused: not a readable request")
         except httptools.HttpParserUpgrade:
-            self._finish(_refusal(HTTPStatus.BAD_REQUEST, "refused: no upgrades here"), 0)
+            self._refuse(HTTPStatus.BAD_REQUEST, "refused: no upgrades here")
         else:
             self._arm()
 
@@ -110,20 +110,23 @@ class VerifyProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         keep = self.parser.should_keep_alive()
         if self.size > MAX_HEADER_BYTES:
-            self._finish(_refusal(HTTPStatus(431), "refused: the headers are too large"), 0)
+            self._refuse(HTTPStatus(431), "refused: the headers are too large")
             return
         method = self.parser.get_method()
         if httptools.parse_url(self.url).path != b"/verify":
-            self._finish(_refusal(HTTPStatus.NOT_FOUND, "this listener answers /verify only"), 0)
+            self._refuse(HTTPStatus.NOT_FOUND, "this listener answers /verify only")
         elif method not in (b"GET", b"HEAD"):
-            self._finish(_refusal(HTTPStatus.METHOD_NOT_ALLOWED, "GET /verify only"), 0)
+            self._refuse(HTTPStatus.METHOD_NOT_ALLOWED, "GET /verify only")
         else:
             answer = self.verifier.answer({"headers": self.headers, "client": self.client})
             self._finish(answer, keep, head=method == b"HEAD")
 
     # -- the answer --------------------------------------------------------------------
 
-    def _finish(self, answer: Answer, keep: bool | int, *, head: bool = False) -> None:
+    def _refuse(self, status: HTTPStatus, message: str) -> None:
+        self._finish(_refusal(status, message), keep=False)
+
+    def _finish(self, answer: Answer, keep: bool, *, head: bool = False) -> None:
         if self.transport is None or self.transport.is_closing():
             return
         status, headers, body = answer

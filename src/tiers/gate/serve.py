@@ -80,8 +80,9 @@ def serve(
         raise UsageError(f"--verify-listen {verify_listen}: the same port as --listen")
     config = load(config_path).config
     protected(config, environment)
-    for address in (host, port), *([verify] if verify else []):
-        _free(*address)
+    _free(host, port)
+    if verify is not None:
+        _free(*verify)
     project_dir = config_path.resolve().parent
     with StateStore.open(state_url, project_dir) as state:
         app = make_app(config, environment, state, project_dir / ".tiers")

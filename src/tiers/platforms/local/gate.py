@@ -249,8 +249,7 @@ class LocalGate:
             return False
         port, verify = self._ports(env)
         alive = running is not None and running["state"] == "running"
-        taken = port is None or verify is None or port_in_use(port) or port_in_use(verify)
-        if port is None or verify is None or (not alive and taken):
+        if port is None or verify is None or (not alive and any(map(port_in_use, (port, verify)))):
             port, verify = free_port(), free_port()
             while verify == port:
                 verify = free_port()
