@@ -27,12 +27,13 @@ GLOBAL = "{\n  admin off\n  auto_https off\n}\n\n"
 
 class _Echo(http.server.BaseHTTPRequestHandler):
     """The app: says who the gate let in (the identity header Caddy copied onto the
-    request), and whether a service token's secret reached it."""
+    request), whether a service token's secret reached it, and the cookies it got."""
 
     def do_GET(self) -> None:
         who = self.headers.get("Tiers-Access-Identity", "")
         leaked = "secret" if self.headers.get("Tiers-Access-Client-Secret") else ""
-        body = f"hello {who}{leaked}".encode()
+        cookies = self.headers.get("Cookie")
+        body = f"hello {who}{leaked}{f' cookies={cookies}' if cookies else ''}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -115,9 +116,11 @@ def test_behind_caddy(site: httpx.Client, tmp_path: Path) -> None:
     code = eventually(lambda: mailbox_messages(mail), "the code")[-1]["code"]
     signed_in = site.post("/.tiers/access/code", data={"code": code})
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/tracks"
-    assert site.get("/tracks").text == "hello ana@plyr.fm"
+    assert site.get("/tracks").text == "hello ana@plyr.fm"  # the session cookie stays out
     smuggled = site.get("/tracks", headers={"Tiers-Access-Identity": "boss@plyr.fm"})
     assert smuggled.text == "hello ana@plyr.fm"  # Caddy dropped the client's, kept the gate's
+    site.cookies.set("theme", "dark")
+    assert site.get("/tracks").text == "hello ana@plyr.fm cookies=theme=dark"
 
     site.post("/.tiers/access/logout")
     assert site.get("/tracks", headers={"Accept": "text/html"}).status_code == 302

@@ -1,8 +1,8 @@
 """``tiers gate caddyfile``: the Caddyfile that puts a standalone gate in front of any
-upstream, with the same four steps the local platform configures through Caddy's admin API
+upstream, with the same steps the local platform configures through Caddy's admin API
 (:mod:`tiers.platforms.local.gate`): strip client-sent identity headers, send the gate's
 own pages to it, ``forward_auth`` everything else to ``/verify``, and take a service
-token's headers off the request before the app sees it.
+token's headers and the gate's own cookies off the request before the app sees it.
 
 One site block per service of the environment, on the host users reach it at (its
 ``url``, else its ``platform_url``); the upstream of each is given on the command line.
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from tiers.config import Environment
 from tiers.errors import UsageError
-from tiers.platforms.local.gate import IDENTITY_HEADERS, PREFIX, TOKEN_HEADERS
+from tiers.platforms.local.gate import GATE_COOKIES, IDENTITY_HEADERS, PREFIX, TOKEN_HEADERS
 
 __all__ = ["caddyfile"]
 
@@ -64,6 +64,7 @@ def caddyfile(
             "        }",
         ]
         lines += _deletes(TOKEN_HEADERS, "        ")
+        lines += [f'        request_header Cookie "{r}" ""' for r in GATE_COOKIES]
         lines += [f"        reverse_proxy {upstreams[name]}", "    }", "}"]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"

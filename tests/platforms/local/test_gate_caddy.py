@@ -18,8 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.gate.service import write_config
+from tiers.config import load
 from tiers.platforms.local.caddy import Caddy
-from tiers.platforms.local.gate import front
+from tiers.platforms.local.gate import LocalGate, front
+from tiers.platforms.local.platform import LocalPlatform
 from tiers.platforms.local.ports import free_port
 
 BYPASS = ("/health", "/icons/")
@@ -176,6 +179,64 @@ def test_a_signed_in_request_reaches_the_app_with_the_gates_identity(site: Prote
         "tiers-access-identity": "ana@plyr.fm",
         "tiers-access-jwt-assertion": "signed.by.gate",
     }
+
+
+@pytest.mark.parametrize(
+    ("cookies", "app_gets"),
+    [
+        (f"{SIGNED_IN}; tiers_session_staging=s1.sig", SIGNED_IN),
+        (f"tiers_session_staging=s1.sig; {SIGNED_IN}; theme=dark", f"{SIGNED_IN}; theme=dark"),
+        (
+            f"__Host-tiers_session_staging=s; {SIGNED_IN};tiers_login_staging=f; "
+            "__Host-tiers_oauth_staging=o; theme=dark",
+            f"{SIGNED_IN}; theme=dark",
+        ),
+        # another tier's cookie (one host on this machine, two tiers) is the gate's too
+        (f"{SIGNED_IN}; tiers_session_production=p", SIGNED_IN),
+        # names that only look like the gate's are the app's
+        (
+            f"{SIGNED_IN}; my_tiers_session_x=1; tiers_sessions=2",
+            f"{SIGNED_IN}; my_tiers_session_x=1; tiers_sessions=2",
+        ),
+    ],
+)
+def test_the_app_gets_its_own_cookies_and_none_of_the_gates(
+    site: Protected, cookies: str, app_gets: str
+) -> None:
+    status, _, _ = request(site.port, "/tracks", headers={"Cookie": cookies})
+    assert status == 200
+    [(_, _, asked, _)] = site.gate.requests
+    assert asked["cookie"] == cookies  # the gate reads its session
+    [(_, _, seen, _)] = site.app.requests
+    assert seen["cookie"] == app_gets
+
+
+def test_a_tier_without_a_gate_never_gets_another_tiers_session(tmp_path: Path) -> None:
+    # on this machine every tier is on localhost: a browser signed in to staging sends
+    # staging's session to production's port too
+    path = write_config(tmp_path)
+    section = "[environments.production.access]\nprotect = "
+    path.write_text(path.read_text().replace(f"{section}true", f"{section}false"))
+    config = load(path).config
+    assert not config.environments["production"].access.protect
+    production = config.environments["production"]
+    handlers = LocalGate(LocalPlatform(config, tmp_path)).front(production, "production-backend")
+    app = Seen()
+    server, app_port = _serve(_handler(app, _app))
+    caddy = Caddy(tmp_path / "caddy", free_port())
+    caddy.start()
+    try:
+        port = free_port()
+        caddy.set_site("production-backend", port, upstream=f"127.0.0.1:{app_port}", front=handlers)
+        cookies = "tiers_session_staging=s1.sig; theme=dark; __Host-tiers_login_staging=f"
+        assert request(port, "/tracks", headers={"Cookie": cookies})[0] == 200
+        [(_, _, seen, _)] = app.requests
+        assert seen["cookie"] == "theme=dark"
+        assert caddy.sites()["production-backend"].gate is None  # and no gate in front
+    finally:
+        caddy.stop()
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.parametrize("path", ["/health", "/tracks"])

@@ -22,7 +22,12 @@ In front of each of the environment's Caddy sites stand, in this order (:func:`f
    and ``Tiers-Access-Identity`` copied onto it; any other answer (a 302 to the login page,
    401, 403, 400) goes back to the client as it is. The gate decides bypass paths too;
 4. a ``headers`` handler taking a service token's headers (``Tiers-Access-Client-Id``,
-   ``-Secret``) off the request, so the app never sees the token's secret.
+   ``-Secret``) off the request, so the app never sees the token's secret;
+5. a ``headers`` handler taking the gate's own cookies (session, login flow, OAuth state,
+   of any tier) out of the ``Cookie`` header, so no app holds a session it could leak; the
+   app's own cookies go on as they came. The sites of a tier without a gate have this
+   one too: on this machine every tier is on ``localhost``, where browsers send each
+   tier's cookies to every port.
 
 Caddy never fails open: a gate that does not answer makes ``forward_auth`` fail, and the
 request ends there with a 502, never at the app. The upstream request to the gate is a
@@ -55,6 +60,7 @@ if TYPE_CHECKING:
     from tiers.platforms.local.platform import LocalPlatform
 
 __all__ = [
+    "GATE_COOKIES",
     "IDENTITY_HEADERS",
     "PREFIX",
     "LocalGate",
@@ -62,6 +68,7 @@ __all__ = [
     "enforced",
     "front",
     "gate_secrets",
+    "no_gate_cookies",
 ]
 
 HOST = "127.0.0.1"
@@ -71,6 +78,13 @@ IDENTITY_HEADERS = ("Tiers-Access-Jwt-Assertion", "Tiers-Access-Identity")
 """What the gate adds to a request it lets through (and Caddy copies to the app)."""
 TOKEN_HEADERS = ("Tiers-Access-Client-Id", "Tiers-Access-Client-Secret")
 """A service token, for the gate only: taken off the request before it goes on."""
+GATE_COOKIES = (
+    r"(^|;)[ \t]*(__Host-)?tiers_(session|login|oauth)_[^=;]*=[^;]*",
+    r"^[; \t]+",
+)
+"""Two regular expressions (Go's syntax), each replaced by nothing in the ``Cookie`` header
+the app gets: the gate's own cookies (:mod:`tiers.gate.sessions`), then what is left of
+the separator before them."""
 
 
 def _spellings(names: tuple[str, ...]) -> list[str]:
@@ -117,7 +131,20 @@ def front(site: str, gate: str, verify: str | None = None) -> list[dict[str, Any
             }
         ],
     }
-    return [strip, pages, _forward_auth(site, verify or gate), unseal]
+    return [strip, pages, _forward_auth(site, verify or gate), unseal, no_gate_cookies(site)]
+
+
+def no_gate_cookies(site: str) -> dict[str, Any]:
+    """The handler taking the gate's cookies out of the ``Cookie`` header the app of site
+    ``site`` gets. Every site has it: on this machine all tiers share one host, so a
+    browser sends staging's session to production's app too."""
+    return {
+        "@id": f"tiers-cookies-{site}",
+        "handler": "headers",
+        "request": {
+            "replace": {"Cookie": [{"search_regexp": r, "replace": ""} for r in GATE_COOKIES]}
+        },
+    }
 
 
 def _forward_auth(site: str, gate: str) -> dict[str, Any]:
@@ -227,11 +254,12 @@ class LocalGate:
         return (found[0], found[1]) if len(found) == 2 else (None, None)
 
     def front(self, env: Environment, site: str) -> list[dict[str, Any]]:
-        """The handlers for site ``site`` of ``env``: the gate's, or none when ``env`` is
-        not protected; PlatformError when it is but its gate was never started (a
-        protected site is never served without its gate)."""
+        """The handlers for site ``site`` of ``env``: the gate's, or only the one keeping
+        the gate's cookies from the app when ``env`` is not protected; PlatformError when
+        it is but its gate was never started (a protected site is never served without
+        its gate)."""
         if not enforced(env):
-            return []
+            return [no_gate_cookies(site)]
         port, verify = self._ports(env)
         if port is None or verify is None:
             raise PlatformError(f"{site}: the access gate of {env.name} was never started")
