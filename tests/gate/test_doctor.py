@@ -7,8 +7,10 @@ and the frontend's manifest and icons public) brought up for real: Caddy, the su
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -132,8 +134,8 @@ def test_a_gate_that_stops_closes_the_door_and_up_brings_it_back(staging: Path) 
 
     platform = LocalPlatform(load(staging / "tiers.toml").config, staging)
     platform.supervisor.stop("staging.gate")
-    for path in ("/tracks", "/health"):
-        assert httpx.get(f"{api}{path}").status_code == 502, path
+    for path in ("/tracks", "/health"):  # after Caddy waited for the gate in vain
+        assert httpx.get(f"{api}{path}", timeout=30).status_code == 502, path
     status = tiers("status", cwd=staging)
     assert status.returncode == 1
     assert "staging: not serving: the access gate does not answer" in status.stdout
@@ -141,13 +143,43 @@ def test_a_gate_that_stops_closes_the_door_and_up_brings_it_back(staging: Path) 
     assert httpx.get(f"{api}/health").status_code == 200
     assert httpx.get(f"{api}/tracks").status_code == 401
 
-    # new rules in tiers.toml: `tiers up` starts the gate again, which reads them
+    # new rules in tiers.toml: `tiers up` starts the gate again, which reads them; the
+    # requests that come while it starts wait for it (a client that never retries sees
+    # no 502)
     web = f"localhost:{port(staging, 5174)}"
     assert httpx.get(f"http://{web}/config.js").status_code == 401
     config = staging / "tiers.toml"
     config.write_text(config.read_text().replace("bypass = [", f'bypass = [\n  "{web}/config.js",'))
-    assert tiers("up", "staging", cwd=staging).returncode == 0
+    with answers(f"{api}/health") as seen:
+        assert tiers("up", "staging", cwd=staging).returncode == 0
+    assert seen and set(seen) == {200}, seen
     assert httpx.get(f"http://{web}/config.js").status_code == 200
+
+
+@contextlib.contextmanager
+def answers(url: str) -> Iterator[list[int]]:
+    """The status of each GET of ``url``, one after another on a connection of their own
+    (none retried), until the block ends."""
+    seen: list[int] = []
+    done = threading.Event()
+
+    def ask() -> None:
+        transport = httpx.HTTPTransport(retries=0)
+        with httpx.Client(transport=transport, timeout=30) as client:
+            while not done.is_set():
+                try:
+                    seen.append(client.get(url, headers={"Connection": "close"}).status_code)
+                except httpx.HTTPError:
+                    seen.append(0)
+                time.sleep(0.02)
+
+    asker = threading.Thread(target=ask, daemon=True)
+    asker.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        asker.join(timeout=60)
 
 
 @pytest.fixture

@@ -14,7 +14,13 @@ from urllib.parse import urlsplit
 
 from tiers.config import Environment
 from tiers.errors import UsageError
-from tiers.platforms.local.gate import GATE_COOKIES, IDENTITY_HEADERS, PREFIX, TOKEN_HEADERS
+from tiers.platforms.local.gate import (
+    GATE_COOKIES,
+    IDENTITY_HEADERS,
+    PREFIX,
+    RETRY,
+    TOKEN_HEADERS,
+)
 
 __all__ = ["caddyfile"]
 
@@ -48,6 +54,11 @@ def caddyfile(
         f"#   tiers gate serve {env.name} --listen {gate}"
         + (f" --verify-listen {verify}" if verify else "")
     ]
+    # a gate starting (again) is waited for, not failed: 502 only once the time is up
+    retry = [
+        f"            lb_try_duration {RETRY['try_duration']}",
+        f"            lb_try_interval {RETRY['try_interval']}",
+    ]
     for name, address in sites.items():
         parts = urlsplit(address)
         site = f"{parts.scheme}://{parts.netloc}"
@@ -55,11 +66,14 @@ def caddyfile(
         lines += _deletes(IDENTITY_HEADERS, "    ")
         lines += [
             f"    handle {PREFIX}* {{",
-            f"        reverse_proxy {gate}",
+            f"        reverse_proxy {gate} {{",
+            *retry,
+            "        }",
             "    }",
             "    handle {",
             f"        forward_auth {verify or gate} {{",
             "            uri /verify",
+            *retry,
             f"            copy_headers {' '.join(IDENTITY_HEADERS)}",
             "        }",
         ]

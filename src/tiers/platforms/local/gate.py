@@ -30,7 +30,9 @@ In front of each of the environment's Caddy sites stand, in this order (:func:`f
    tier's cookies to every port.
 
 Caddy never fails open: a gate that does not answer makes ``forward_auth`` fail, and the
-request ends there with a 502, never at the app. The upstream request to the gate is a
+request ends there with a 502, never at the app. Caddy first keeps dialling it for a few
+seconds (:data:`RETRY`), so a gate being started again (new rules, or after a crash) makes
+requests wait, not fail. The upstream request to the gate is a
 GET without the body, so an upload refused at the door never reaches the app.
 
 The app's own port on 127.0.0.1 is reachable around Caddy, so the platform tells each app
@@ -78,6 +80,11 @@ IDENTITY_HEADERS = ("Tiers-Access-Jwt-Assertion", "Tiers-Access-Identity")
 """What the gate adds to a request it lets through (and Caddy copies to the app)."""
 TOKEN_HEADERS = ("Tiers-Access-Client-Id", "Tiers-Access-Client-Secret")
 """A service token, for the gate only: taken off the request before it goes on."""
+RETRY = {"try_duration": "5s", "try_interval": "50ms"}
+"""How long Caddy keeps dialling a gate that does not accept (Caddy's ``load_balancing``):
+a gate started again on new rules, or by its supervisor after a crash, listens within a
+second, and the requests that come meanwhile wait for it instead of failing. A gate that
+stays down still lets nothing through: 502 once the time is up."""
 GATE_COOKIES = (
     r"(^|;)[ \t]*(__Host-)?tiers_(session|login|oauth)_[^=;]*=[^;]*",
     r"^[; \t]+",
@@ -127,7 +134,13 @@ def front(site: str, gate: str, verify: str | None = None) -> list[dict[str, Any
         "routes": [
             {
                 "match": [{"path": [f"{PREFIX}*"]}],
-                "handle": [{"handler": "reverse_proxy", "upstreams": [{"dial": gate}]}],
+                "handle": [
+                    {
+                        "handler": "reverse_proxy",
+                        "upstreams": [{"dial": gate}],
+                        "load_balancing": RETRY,
+                    }
+                ],
             }
         ],
     }
@@ -164,6 +177,7 @@ def _forward_auth(site: str, gate: str) -> dict[str, Any]:
         "@id": f"tiers-auth-{site}",
         "handler": "reverse_proxy",
         "upstreams": [{"dial": gate}],
+        "load_balancing": RETRY,
         "rewrite": {"method": "GET", "uri": "/verify"},
         "headers": {
             "request": {
