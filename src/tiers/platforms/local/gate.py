@@ -32,8 +32,8 @@ In front of each of the environment's Caddy sites stand, in this order (:func:`f
 Caddy never fails open: a gate that does not answer makes ``forward_auth`` fail, and the
 request ends there with a 502, never at the app. Caddy first keeps dialling it for a few
 seconds (:data:`RETRY`), so a gate being started again (new rules, or after a crash) makes
-requests wait, not fail. The upstream request to the gate is a
-GET without the body, so an upload refused at the door never reaches the app.
+requests wait, not fail. The upstream request to the gate is a GET without the body, so an
+upload refused at the door never reaches the app.
 
 The app's own port on 127.0.0.1 is reachable around Caddy, so the platform tells each app
 process where to check the assertion the gate adds (what Cloudflare asks of an origin
@@ -65,6 +65,8 @@ __all__ = [
     "GATE_COOKIES",
     "IDENTITY_HEADERS",
     "PREFIX",
+    "RETRY",
+    "TOKEN_HEADERS",
     "LocalGate",
     "app_variables",
     "enforced",
