@@ -423,10 +423,20 @@ def side_by_side(
     print(f"wrk -t2 -c8 -d{args.duration} --latency, authenticated GETs, {args.rounds} rounds:")
     results = measure(targets, args.duration, args.rounds, meter, before_round)
     print(f"load average after: {_load()}")
-    print(f"median over {args.rounds} rounds:")
+    medians(results, args.rounds)
+    a, b = results["a"], results["b"]
+    ratio, added = compare(results["c"], results["d"])
+    trivial = b["rps"] / a["rps"]
+    print(f"(b)/(a) throughput: {trivial:.2f}; p50 added {b['p50'] - a['p50']:.2f} ms")
+    return {"wrk": results, "d/c": ratio, "d-c p50 ms": added, "b/a": trivial}
+
+
+def medians(results: dict[str, Any], rounds: int, how: str = "") -> None:
+    """Print each row's medians, and the CPU each process spent per request."""
+    print(f"median over {rounds} rounds{how}:")
     for key, r in results.items():
         print(f"({key}) {LABELS[key]:<40} {_line(r)}")
-    print("CPU per request, microseconds (median over the rounds; all cores):")
+    print(f"CPU per request, microseconds (median over the rounds; all cores){how}:")
     for key, r in results.items():
         cost = r["cpu us"]
         print(
@@ -434,11 +444,6 @@ def side_by_side(
             + "  ".join(f"{n} {v:6.0f}" for n, v in cost.items())
             + f"  total {sum(cost.values()):6.0f}"
         )
-    a, b = results["a"], results["b"]
-    ratio, added = compare(results["c"], results["d"])
-    trivial = b["rps"] / a["rps"]
-    print(f"(b)/(a) throughput: {trivial:.2f}; p50 added {b['p50'] - a['p50']:.2f} ms")
-    return {"wrk": results, "d/c": ratio, "d-c p50 ms": added, "b/a": trivial}
 
 
 def compare(c: dict[str, Any], d: dict[str, Any], how: str = "") -> tuple[float, float]:
@@ -489,13 +494,7 @@ def one_core(
         with contextlib.suppress(OSError):
             for task in (int(t.name) for t in Path(f"/proc/{backend}/task").iterdir()):
                 os.sched_setaffinity(task, set(cores))
-    print(f"median over {args.rounds} rounds, the backend on one core:")
-    for key, r in results.items():
-        print(f"({key}) {LABELS[key]:<40} {_line(r)}")
-    print("CPU per request, microseconds, the backend on one core:")
-    for key, r in results.items():
-        cost = r["cpu us"]
-        print(f"({key}) " + "  ".join(f"{n} {v:6.0f}" for n, v in cost.items()))
+    medians(results, args.rounds, ", the backend on one core")
     ratio, added = compare(results["c"], results["d"], ", the backend on one core")
     return {"one core": {"wrk": results, "d/c": ratio, "d-c p50 ms": added}}
 
