@@ -22,7 +22,7 @@ from tests.gate.service import eventually, running_gate, tiers_cli, write_config
 from tests.pipeline.example import reserved_ports
 from tiers.gate.otp import mailbox_messages
 
-GLOBAL = "{\n  admin off\n  auto_https off\n}\n\n"
+GLOBAL = "{\n\tadmin off\n\tauto_https off\n}\n\n"
 
 
 class _Echo(http.server.BaseHTTPRequestHandler):
@@ -83,6 +83,11 @@ def site(tmp_path: Path) -> Iterator[httpx.Client]:
             assert made.returncode == 0, made.stderr
             caddyfile = tmp_path / "Caddyfile"
             caddyfile.write_text(GLOBAL + made.stdout)
+            # as `caddy fmt` would write it: no warning on every start
+            formatted = subprocess.run(
+                [_caddy(), "fmt", str(caddyfile)], capture_output=True, text=True, check=True
+            )
+            assert formatted.stdout == caddyfile.read_text()
             caddy = subprocess.Popen(
                 [_caddy(), "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
                 stdout=subprocess.DEVNULL,

@@ -40,9 +40,12 @@ def console(stderr: bool = False) -> Any:
 
 
 def out(text: str) -> None:
-    """Print plain text exactly as given (no markup interpretation)."""
+    """Print plain text exactly as given: no markup, and tabs kept (Rich would expand them,
+    and a Caddyfile is indented with tabs)."""
     results.written = True
-    console().print(clean(text), markup=False)
+    stream = console().file
+    stream.write(clean(text) + "\n")
+    stream.flush()
 
 
 class _Results:

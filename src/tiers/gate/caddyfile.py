@@ -10,6 +10,7 @@ One site block per service of the environment, on the host users reach it at (it
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from tiers.config import Environment
@@ -81,4 +82,9 @@ def caddyfile(
         lines += [f'        request_header Cookie "{r}" ""' for r in GATE_COOKIES]
         lines += [f"        reverse_proxy {upstreams[name]}", "    }", "}"]
         blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
+    # tabs, as `caddy fmt` writes it (Caddy warns on every start about anything else)
+    return re.sub(r"^(?: {4})+", _tabs, "\n\n".join(blocks) + "\n", flags=re.MULTILINE)
+
+
+def _tabs(indent: re.Match[str]) -> str:
+    return "\t" * (len(indent[0]) // 4)
