@@ -181,7 +181,7 @@ class GateApp:
         return cookie_name(self.gate.name, secure)
 
     def _flow(self, secure: bool) -> str:
-        return f"{'__Host-' if secure else ''}tiers_login_{self.gate.name}"
+        return cookie_name(self.gate.name, secure, "login")
 
     def clear_cookie(self, response: Response, name: str, secure: bool) -> None:
         response.delete_cookie(name, path="/", secure=secure, httponly=True, samesite="lax")

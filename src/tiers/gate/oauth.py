@@ -34,7 +34,7 @@ from tiers.gate.app import FLOW_SECONDS, NO_STORE, PREFIX, GateApp, client_addre
 from tiers.gate.core import Site
 from tiers.gate.identity import Identity
 from tiers.gate.returns import safe_return
-from tiers.gate.sessions import cookie_attributes
+from tiers.gate.sessions import cookie_attributes, cookie_name
 
 __all__ = ["OAuthRoutes"]
 
@@ -91,7 +91,7 @@ class OAuthRoutes:
         return PlainTextResponse(f"{label} login is not configured\n", 404)
 
     def _cookie(self, secure: bool) -> str:
-        return f"{'__Host-' if secure else ''}tiers_oauth_{self.gate.name}"
+        return cookie_name(self.gate.name, secure, "oauth")
 
     def _resolve(self, request: Request) -> Response | tuple[str, ModuleType, Any, Any, bool]:
         """The provider, its module and config, and the site asked for; or the answer

@@ -25,14 +25,15 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 
 from tiers.gate.identity import Identity
 
 __all__ = [
-    "COOKIE_PREFIX",
+    "COOKIE_KINDS",
+    "CookieKind",
     "SessionCache",
     "Signer",
     "Ticket",
@@ -43,7 +44,10 @@ __all__ = [
     "secure_cookie",
 ]
 
-COOKIE_PREFIX = "tiers_session_"
+CookieKind = Literal["session", "login", "oauth"]
+COOKIE_KINDS: tuple[CookieKind, ...] = ("session", "login", "oauth")
+"""Every cookie the gate sets (what Caddy keeps from the app:
+:data:`tiers.platforms.local.gate.GATE_COOKIES`)."""
 TICKET_SECONDS = 60
 _LOCAL = ("localhost", "127.0.0.1", "[::1]")
 
@@ -61,9 +65,11 @@ def secure_cookie(scheme: str, host: str) -> bool:
     return not (scheme == "http" and cookie_host(host) in _LOCAL)
 
 
-def cookie_name(environment: str, secure: bool) -> str:
-    """``__Host-`` makes browsers refuse the cookie unless Secure, host-only and Path=/."""
-    return f"{'__Host-' if secure else ''}{COOKIE_PREFIX}{environment}"
+def cookie_name(environment: str, secure: bool, kind: CookieKind = "session") -> str:
+    """The name of the gate's ``kind`` of cookie for ``environment``: its session, a
+    sign-in in progress (``login``), an OAuth round trip (``oauth``). ``__Host-`` makes
+    browsers refuse the cookie unless Secure, host-only and Path=/."""
+    return f"{'__Host-' if secure else ''}tiers_{kind}_{environment}"
 
 
 def cookie_attributes(secure: bool, max_age: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ import pytest
 
 from tests.gate.service import write_config
 from tiers.config import load
+from tiers.gate.sessions import COOKIE_KINDS, CookieKind, cookie_name
 from tiers.platforms.local.caddy import Caddy
-from tiers.platforms.local.gate import LocalGate, front
+from tiers.platforms.local.gate import GATE_COOKIES, LocalGate, front
 from tiers.platforms.local.platform import LocalPlatform
 from tiers.platforms.local.ports import free_port
 
@@ -209,6 +211,18 @@ def test_the_app_gets_its_own_cookies_and_none_of_the_gates(
     assert asked["cookie"] == cookies  # the gate reads its session
     [(_, _, seen, _)] = site.app.requests
     assert seen["cookie"] == app_gets
+
+
+@pytest.mark.parametrize("kind", COOKIE_KINDS)
+@pytest.mark.parametrize("secure", [False, True])
+def test_every_cookie_the_gate_sets_is_one_caddy_keeps_from_the_app(
+    kind: CookieKind, secure: bool
+) -> None:
+    # the same expressions Caddy applies (Go's syntax, which Python reads alike here)
+    header = f"theme=dark; {cookie_name('staging', secure, kind)}=v; a=1"
+    for expression in GATE_COOKIES:
+        header = re.sub(expression, "", header)
+    assert header == "theme=dark; a=1"
 
 
 def test_a_tier_without_a_gate_never_gets_another_tiers_session(tmp_path: Path) -> None:

@@ -92,8 +92,8 @@ GATE_COOKIES = (
     r"^[; \t]+",
 )
 """Two regular expressions (Go's syntax), each replaced by nothing in the ``Cookie`` header
-the app gets: the gate's own cookies (:mod:`tiers.gate.sessions`), then what is left of
-the separator before them."""
+the app gets: the gate's own cookies (``COOKIE_KINDS`` in :mod:`tiers.gate.sessions`),
+then what is left of the separator before them."""
 
 
 def _spellings(names: tuple[str, ...]) -> list[str]:
